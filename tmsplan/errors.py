@@ -1,0 +1,80 @@
+"""Errors raised by tmsplan.
+
+Every error a user can trigger derives from :class:`TmsplanError` and from the
+builtin exception that fits it, so callers can catch either. Messages say what
+was wrong, what was expected, and what to do; the command line prints them as
+one line and exits non-zero.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TmsplanError",
+    "ImageError",
+    "SpaceError",
+    "RoiError",
+    "ActivationError",
+    "EmptyIntersectionError",
+    "HeadSurfaceError",
+    "UnreachableTargetError",
+    "PoseError",
+    "FormatError",
+    "OutputExistsError",
+    "RegistrationError",
+    "RecordError",
+]
+
+
+class TmsplanError(Exception):
+    """Base class of every error tmsplan raises on purpose."""
+
+
+class ImageError(TmsplanError, ValueError):
+    """An image argument is missing, unreadable, of the wrong kind or invalid."""
+
+
+class SpaceError(TmsplanError, ValueError):
+    """Points, poses, images or transforms do not share the frame they must."""
+
+
+class RoiError(TmsplanError, KeyError):
+    """An ROI id is unknown or an ROI definition is invalid."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ActivationError(TmsplanError, ValueError):
+    """An activation map or its threshold cannot give a target."""
+
+
+class EmptyIntersectionError(ActivationError):
+    """No supra-threshold voxel of the activation map lies inside the ROI."""
+
+
+class HeadSurfaceError(TmsplanError, ValueError):
+    """No usable scalp surface could be extracted from the head image."""
+
+
+class UnreachableTargetError(TmsplanError, ValueError):
+    """A target cannot be stimulated from the scalp (too deep, or no scalp above it)."""
+
+
+class PoseError(TmsplanError, ValueError):
+    """A coil pose is not a rigid transform (not orthonormal, reflected, or not finite)."""
+
+
+class FormatError(TmsplanError, ValueError):
+    """A file is not in the format it claims or that was asked for."""
+
+
+class OutputExistsError(TmsplanError, FileExistsError):
+    """An output already exists and overwriting was not allowed."""
+
+
+class RegistrationError(TmsplanError, RuntimeError):
+    """A transform is of the wrong kind or direction, or a registration failed."""
+
+
+class RecordError(TmsplanError, ValueError):
+    """A plan record (target.json) is invalid, of another schema, or inconsistent."""

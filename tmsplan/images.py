@@ -1,0 +1,338 @@
+"""The image gate: every image argument of tmsplan goes through :func:`check_img`.
+
+:func:`check_img` takes a path or a nibabel image, loads it, and checks what a
+planning step needs: a NIfTI-readable file, three dimensions, finite values and
+a usable voxel-to-world affine (sform or qform set). Its errors name the
+argument, say what was found and what to do.
+
+Everything else in this module works on checked images: world/voxel mapping,
+explicit resampling, checksums.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zlib
+from pathlib import Path
+from typing import Literal
+
+import nibabel as nib
+import numpy as np
+
+from tmsplan.errors import ImageError, SpaceError
+
+__all__ = [
+    "ImageLike",
+    "check_img",
+    "file_sha256",
+    "image_source",
+    "voxel_to_world",
+    "world_to_voxel",
+    "resample_to_img",
+    "same_grid",
+    "affine_source",
+]
+
+ImageLike = str | os.PathLike | nib.spatialimages.SpatialImage
+"""A path to a NIfTI file, or a nibabel image."""
+
+NanPolicy = Literal["error", "zero"]
+
+_NIFTI_SUFFIXES = (".nii", ".nii.gz", ".img", ".hdr", ".mgz", ".mgh")
+
+
+def _describe(img: ImageLike) -> str:
+    if isinstance(img, (str, os.PathLike)):
+        return f"'{os.fspath(img)}'"
+    return "the given image"
+
+
+def _load(img: ImageLike, name: str) -> nib.spatialimages.SpatialImage:
+    if isinstance(img, nib.spatialimages.SpatialImage):
+        return img
+    if not isinstance(img, (str, os.PathLike)):
+        raise ImageError(
+            f"{name}: expected a path to a NIfTI file or a nibabel image, got {type(img).__name__}."
+        )
+    path = Path(img)
+    if not path.exists():
+        raise ImageError(f"{name}: file '{path}' does not exist; check the path.")
+    if path.is_dir():
+        raise ImageError(
+            f"{name}: '{path}' is a folder; give the NIfTI file (.nii or .nii.gz) inside it."
+        )
+    lower = path.name.lower()
+    if not lower.endswith(_NIFTI_SUFFIXES):
+        raise ImageError(
+            f"{name}: '{path}' is not a NIfTI image (expected .nii or .nii.gz); "
+            "convert DICOM with dcm2niix first."
+        )
+    try:
+        loaded = nib.load(path)
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as exc:
+        raise ImageError(
+            f"{name}: '{path}' cannot be read as NIfTI ({_short(exc)}); "
+            "the file may be truncated or not an image."
+        ) from None
+    if not isinstance(loaded, nib.spatialimages.SpatialImage):
+        raise ImageError(f"{name}: '{path}' is not a volume image.")
+    return loaded
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def affine_source(img: nib.spatialimages.SpatialImage) -> str:
+    """Say which header field gives the image's affine.
+
+    Parameters
+    ----------
+    img : nibabel image
+
+    Returns
+    -------
+    str
+        ``"sform"``, ``"qform"`` or ``"none"`` (NIfTI with both codes 0);
+        ``"affine"`` for non-NIfTI formats that carry only an affine.
+    """
+    header = img.header
+    if isinstance(header, nib.nifti1.Nifti1Header):
+        if int(header["sform_code"]) > 0:
+            return "sform"
+        if int(header["qform_code"]) > 0:
+            return "qform"
+        return "none"
+    return "affine"
+
+
+def check_img(
+    img: ImageLike,
+    *,
+    name: str = "image",
+    ndim: int = 3,
+    nan_policy: NanPolicy = "error",
+    require_signal: bool = True,
+) -> nib.Nifti1Image:
+    """Load and validate an image argument (the one gate for all images).
+
+    Idempotent: a checked image passes again unchanged in content.
+
+    Parameters
+    ----------
+    img : str, os.PathLike or nibabel image
+        Path to a ``.nii``/``.nii.gz`` file, or an image already in memory.
+    name : str
+        Name of the argument, used in error messages (e.g. ``"--activation"``).
+    ndim : int
+        Required dimensionality. A 4-D image whose 4th axis has length 1 is
+        accepted as 3-D.
+    nan_policy : {"error", "zero"}
+        What to do with NaN voxels. ``"zero"`` sets them to 0, as SPM writes NaN
+        outside its analysis mask; an all-NaN image is an error either way.
+    require_signal : bool
+        Refuse an image whose finite values are all zero.
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        Float64 data in memory, the affine taken from sform (else qform), and
+        the header codes kept.
+
+    Raises
+    ------
+    ImageError
+        Missing or unreadable file, wrong dimensionality, non-finite or empty
+        data, or no usable affine.
+    """
+    loaded = _load(img, name)
+    what = _describe(img)
+    shape = tuple(int(s) for s in loaded.shape)
+    if len(shape) == 4 and shape[3] == 1 and ndim == 3:
+        shape = shape[:3]
+    if len(shape) != ndim:
+        hint = (
+            "select one volume first (e.g. nilearn.image.index_img(img, 0))"
+            if len(shape) > ndim
+            else "give a volume image"
+        )
+        raise ImageError(
+            f"{name}: {what} is {len(loaded.shape)}-D with shape {tuple(loaded.shape)}, "
+            f"but a {ndim}-D image is needed; {hint}."
+        )
+    source = affine_source(loaded)
+    if source == "none":
+        raise ImageError(
+            f"{name}: {what} has neither an sform nor a qform (both codes are 0), so its "
+            "voxel-to-world mapping is unknown; re-export it from the converter "
+            "(dcm2niix sets both) or set one with nibabel (img.set_sform(affine, code=1))."
+        )
+    affine = np.asarray(loaded.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise ImageError(
+            f"{name}: {what} has an unusable affine (singular or not finite): {affine.tolist()}."
+        )
+    try:
+        data = np.asarray(loaded.get_fdata(dtype=np.float64)).reshape(shape)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+        raise ImageError(
+            f"{name}: the voxel data of {what} cannot be read ({_short(exc)}); "
+            "the file is probably truncated; copy or export it again."
+        ) from None
+    nan = np.isnan(data)
+    if nan.all():
+        raise ImageError(f"{name}: {what} contains only NaN values; it holds no data.")
+    if np.isinf(data).any():
+        raise ImageError(f"{name}: {what} contains infinite values; fix the map that produced it.")
+    if nan.any():
+        if nan_policy == "error":
+            raise ImageError(
+                f"{name}: {what} contains {int(nan.sum())} NaN voxels, which are not "
+                "allowed here; replace them, e.g. with "
+                "nilearn.image.math_img('np.nan_to_num(img)', img=...)."
+            )
+        data = np.where(nan, 0.0, data)
+    if require_signal and not np.any(data):
+        raise ImageError(f"{name}: {what} is all zeros; it holds no data.")
+    header = loaded.header.copy() if isinstance(loaded, nib.Nifti1Image) else None
+    out = nib.Nifti1Image(data, affine, header=header)
+    out.set_data_dtype(np.float64)
+    if header is None or source == "affine":
+        out.set_sform(affine, code=1)
+        out.set_qform(affine, code=1)
+    return out
+
+
+def image_source(img: ImageLike) -> str | None:
+    """Return the file path of an image argument, or None for an in-memory image."""
+    if isinstance(img, (str, os.PathLike)):
+        return os.fspath(img)
+    filename = img.get_filename() if hasattr(img, "get_filename") else None
+    return os.fspath(filename) if filename else None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file's bytes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+        64 lowercase hex characters.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def voxel_to_world(affine: np.ndarray, ijk: np.ndarray) -> np.ndarray:
+    """Map voxel indices to world millimetres.
+
+    Parameters
+    ----------
+    affine : (4, 4) float
+        Voxel-to-world matrix of the image.
+    ijk : (n, 3) float
+        Voxel coordinates.
+
+    Returns
+    -------
+    (n, 3) float64
+        World coordinates in the image's world frame (RAS+, mm).
+    """
+    ijk = np.asarray(ijk, dtype=np.float64).reshape(-1, 3)
+    return ijk @ affine[:3, :3].T + affine[:3, 3]
+
+
+def world_to_voxel(affine: np.ndarray, xyz: np.ndarray) -> np.ndarray:
+    """Map world millimetres to (fractional) voxel indices.
+
+    Parameters
+    ----------
+    affine : (4, 4) float
+        Voxel-to-world matrix of the image.
+    xyz : (n, 3) float
+        World coordinates (RAS+, mm).
+
+    Returns
+    -------
+    (n, 3) float64
+        Voxel coordinates (not rounded).
+    """
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    inverse = np.linalg.inv(affine)
+    return xyz @ inverse[:3, :3].T + inverse[:3, 3]
+
+
+def same_grid(a: nib.spatialimages.SpatialImage, b: nib.spatialimages.SpatialImage) -> bool:
+    """True when two images share shape (first 3 axes) and affine to 1e-4 mm."""
+    return tuple(a.shape[:3]) == tuple(b.shape[:3]) and np.allclose(a.affine, b.affine, atol=1e-4)
+
+
+def resample_to_img(
+    source: ImageLike,
+    target: ImageLike,
+    *,
+    interpolation: Literal["nearest", "linear"],
+    source_name: str = "source image",
+    target_name: str = "target image",
+) -> nib.Nifti1Image:
+    """Resample ``source`` onto the voxel grid of ``target`` (explicit, never silent).
+
+    Both images must already live in the same world frame; this only changes
+    the voxel grid.
+
+    Parameters
+    ----------
+    source, target : str, os.PathLike or nibabel image
+    interpolation : {"nearest", "linear"}
+        ``"nearest"`` for masks and label images, ``"linear"`` for maps.
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        On the target grid; voxels outside the source's field of view are 0.
+
+    Raises
+    ------
+    SpaceError
+        When the two images do not overlap at all in world space.
+    """
+    from scipy import ndimage
+
+    if interpolation not in ("nearest", "linear"):
+        raise ValueError(f"interpolation must be 'nearest' or 'linear', got {interpolation!r}")
+    src = check_img(source, name=source_name, require_signal=False)
+    tgt = check_img(target, name=target_name, require_signal=False)
+    if same_grid(src, tgt):
+        return src
+    # voxel of target -> world -> voxel of source
+    mapping = np.linalg.inv(src.affine) @ tgt.affine
+    order = 0 if interpolation == "nearest" else 1
+    data = ndimage.affine_transform(
+        np.asarray(src.dataobj, dtype=np.float64),
+        mapping[:3, :3],
+        offset=mapping[:3, 3],
+        output_shape=tgt.shape[:3],
+        order=order,
+        mode="constant",
+        cval=0.0,
+    )
+    if np.any(src.get_fdata()) and not np.any(data):
+        raise SpaceError(
+            f"{source_name} and {target_name} do not overlap in world space: they are "
+            "probably in different spaces (e.g. MNI vs subject); bring them into one "
+            "space first."
+        )
+    out = nib.Nifti1Image(data, tgt.affine)
+    out.set_qform(tgt.affine, code=int(tgt.header["qform_code"]) or 1)
+    out.set_sform(tgt.affine, code=int(tgt.header["sform_code"]) or 1)
+    return out

@@ -1,0 +1,124 @@
+"""Atomic, no-clobber writing of files and output folders.
+
+Nothing tmsplan writes is ever half-written: a file is written to a temporary
+name in the same folder and renamed into place; an output folder is filled as a
+hidden staging folder and renamed when complete. Existing outputs are replaced
+only with ``overwrite=True`` (``--force`` on the command line).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from tmsplan.errors import OutputExistsError
+
+__all__ = ["write_text", "write_bytes", "staged_folder", "check_writable"]
+
+
+def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
+    """Refuse an existing output unless ``overwrite``; return the path.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(
+            f"output '{path}' already exists; choose another path or pass --force "
+            "(overwrite=True) to replace it."
+        )
+    return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file + rename).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    data : bytes
+    overwrite : bool, keyword-only
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+    """
+    path = check_writable(path, overwrite=overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_text(
+    path: str | os.PathLike, text: str, *, overwrite: bool = False, newline: str = "\n"
+) -> Path:
+    """Write UTF-8 text atomically; ``newline`` replaces every line ending.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    text : str
+    overwrite : bool, keyword-only
+    newline : str
+        Line ending written for each newline in ``text``.
+    """
+    if newline != "\n":
+        text = text.replace("\n", newline)
+    return write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Fill an output folder out of sight and move it into place when complete.
+
+    Yields a hidden staging folder beside ``path``. On normal exit the staging
+    folder replaces ``path`` (the old one is removed only then, and only with
+    ``overwrite``); on error it is deleted and ``path`` is left untouched.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is False (checked before any work).
+    """
+    path = Path(path)
+    check_writable(path, overwrite=overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.staging.", dir=path.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = None
+    if path.exists():
+        check_writable(path, overwrite=overwrite)
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+        os.replace(path, old / "previous")
+    try:
+        os.replace(staging, path)
+    except BaseException:
+        if old is not None:
+            os.replace(old / "previous", path)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
