@@ -1,0 +1,433 @@
+"""Activation maps: build one from a peak table, threshold it in an ROI, pick the target.
+
+Target rule (stated in every record): threshold the map (value and sign), keep the
+supra-threshold voxels inside the ROI, group them into clusters (26-connectivity,
+as FSL's ``cluster``), take the **largest** cluster (ties: higher peak), then
+
+- ``rule="peak"``: its peak voxel (largest value in the chosen sign), or
+- ``rule="cog"``: its value-weighted centre of gravity, snapped to the nearest
+  voxel of the cluster so the target is always on the activation.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from tmsplan.bundled import load_mni_brain_mask
+from tmsplan.errors import ActivationError, EmptyIntersectionError, FormatError
+from tmsplan.images import (
+    ImageLike,
+    check_img,
+    file_sha256,
+    resample_to_img,
+    voxel_to_world,
+    world_to_voxel,
+)
+from tmsplan.spaces import Points, as_points_array
+
+__all__ = [
+    "Peak",
+    "read_peak_table",
+    "map_from_peaks",
+    "mni_map_from_peak_table",
+    "ActivationTarget",
+    "select_target",
+    "DEFAULT_THRESHOLD",
+]
+
+DEFAULT_THRESHOLD = 3.1
+"""Default z threshold (one-sided p < 0.001 uncorrected), the common cluster-forming threshold."""
+
+Sign = Literal["positive", "negative", "absolute"]
+Rule = Literal["peak", "cog"]
+
+_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
+
+
+@dataclass(frozen=True)
+class Peak:
+    """One row of a published peak table.
+
+    Attributes
+    ----------
+    xyz : (3,) float
+        Peak coordinate in mm (MNI152 unless the table says otherwise).
+    value : float
+        Peak statistic (z). Negative for deactivations.
+    volume_mm3 : float or None
+        Cluster volume at the study's threshold, if reported.
+    label : str
+        Region name as printed in the table.
+    """
+
+    xyz: tuple[float, float, float]
+    value: float
+    volume_mm3: float | None = None
+    label: str = ""
+
+
+_TABLE_COLUMNS = ("x", "y", "z", "peak_z")
+
+
+def read_peak_table(path: str | os.PathLike) -> tuple[Peak, ...]:
+    """Read a peak table (TSV or CSV).
+
+    Columns ``x, y, z, peak_z`` and optionally ``volume_mm3`` and ``label``;
+    lines starting with ``#`` are comments.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    tuple of Peak
+
+    Raises
+    ------
+    FormatError
+        Missing file or columns, or non-numeric values (the row is named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"peak table '{path}' does not exist.")
+    text = path.read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not lines:
+        raise FormatError(f"peak table '{path}' has no rows.")
+    delimiter = "\t" if "\t" in lines[0] else ","
+    reader = csv.DictReader(lines, delimiter=delimiter)
+    fields = [f.strip() for f in (reader.fieldnames or [])]
+    missing = [c for c in _TABLE_COLUMNS if c not in fields]
+    if missing:
+        raise FormatError(
+            f"peak table '{path}' lacks columns {missing}; expected a header with "
+            "x, y, z, peak_z (and optionally volume_mm3, label)."
+        )
+    peaks = []
+    for number, row in enumerate(reader, start=2):
+        row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+        try:
+            xyz = tuple(float(row[c]) for c in ("x", "y", "z"))
+            value = float(row["peak_z"])
+            volume = float(row["volume_mm3"]) if row.get("volume_mm3") else None
+        except ValueError:
+            raise FormatError(
+                f"peak table '{path}', line {number}: non-numeric value in {row}."
+            ) from None
+        if not np.all(np.isfinite([*xyz, value])) or (volume is not None and volume <= 0):
+            raise FormatError(f"peak table '{path}', line {number}: invalid value in {row}.")
+        peaks.append(Peak(xyz=xyz, value=value, volume_mm3=volume, label=row.get("label", "")))
+    return tuple(peaks)
+
+
+def map_from_peaks(
+    peaks: Sequence[Peak],
+    reference: ImageLike,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    default_radius_mm: float = 6.0,
+    mask: ImageLike | None = None,
+) -> nib.Nifti1Image:
+    """Build a statistic map from a published peak table.
+
+    Each peak becomes an isotropic Gaussian blob of height ``peak.value`` whose
+    width is chosen so that the blob exceeds ``threshold`` inside a sphere of the
+    reported cluster volume: radius ``r = (3 V / 4 pi)^(1/3)`` and
+    ``sigma = r / sqrt(2 ln(|value| / threshold))``. Without a volume,
+    ``default_radius_mm`` is used. Blobs combine by taking, per voxel, the value
+    of largest magnitude, so every peak keeps its exact height and location.
+
+    Parameters
+    ----------
+    peaks : sequence of Peak
+        Coordinates in the world frame of ``reference`` (mm).
+    reference : str, os.PathLike or nibabel image
+        Defines the output grid (e.g. the MNI brain mask).
+    threshold : float
+        The study's cluster-forming threshold that the volumes refer to.
+    default_radius_mm : float
+        Radius used for peaks without a volume.
+    mask : image, optional
+        Voxels outside this mask (e.g. the brain) are set to 0; must share the
+        reference grid.
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        Float32 map on the reference grid.
+
+    Raises
+    ------
+    ActivationError
+        No peaks, a peak not above the threshold, or a peak outside the grid.
+    """
+    ref = check_img(reference, name="reference", require_signal=False)
+    if not peaks:
+        raise ActivationError("map_from_peaks needs at least one peak.")
+    if threshold <= 0:
+        raise ActivationError(f"threshold must be positive, got {threshold}.")
+    shape = ref.shape[:3]
+    ijk = np.indices(shape, dtype=np.float64).reshape(3, -1).T
+    world = voxel_to_world(ref.affine, ijk)
+    best = np.zeros(world.shape[0], dtype=np.float64)
+    for peak in peaks:
+        centre = as_points_array(peak.xyz, name=f"peak {peak.label!r}")[0]
+        magnitude = abs(peak.value)
+        if magnitude <= threshold:
+            raise ActivationError(
+                f"peak {peak.label!r} has value {peak.value}, not beyond the threshold "
+                f"{threshold}; it cannot define a supra-threshold cluster."
+            )
+        vox = world_to_voxel(ref.affine, centre)[0]
+        if np.any(vox < -0.5) or np.any(vox > np.array(shape) - 0.5):
+            raise ActivationError(
+                f"peak {peak.label!r} at {centre.tolist()} mm lies outside the reference grid."
+            )
+        if peak.volume_mm3 is not None:
+            radius = (3.0 * peak.volume_mm3 / (4.0 * np.pi)) ** (1.0 / 3.0)
+        else:
+            radius = default_radius_mm
+        sigma = radius / np.sqrt(2.0 * np.log(magnitude / threshold))
+        d2 = np.sum((world - centre) ** 2, axis=1)
+        blob = peak.value * np.exp(-d2 / (2.0 * sigma**2))
+        replace = np.abs(blob) > np.abs(best)
+        best[replace] = blob[replace]
+    data = best.reshape(shape)
+    if mask is not None:
+        mask_img = check_img(mask, name="mask", require_signal=True)
+        if mask_img.shape[:3] != tuple(shape) or not np.allclose(mask_img.affine, ref.affine):
+            raise ActivationError("mask must share the reference grid (shape and affine).")
+        data = np.where(mask_img.get_fdata() > 0, data, 0.0)
+    out = nib.Nifti1Image(data.astype(np.float32), ref.affine)
+    out.set_qform(ref.affine, code=int(ref.header["qform_code"]) or 4)
+    out.set_sform(ref.affine, code=int(ref.header["sform_code"]) or 4)
+    return out
+
+
+def mni_map_from_peak_table(
+    path: str | os.PathLike, *, threshold: float = DEFAULT_THRESHOLD
+) -> tuple[nib.Nifti1Image, dict]:
+    """Build an MNI152 group map (2 mm, brain-masked) from a peak-table file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Peak table (see :func:`read_peak_table`), coordinates in MNI152 mm.
+    threshold : float
+        The threshold the table's cluster volumes refer to.
+
+    Returns
+    -------
+    img : nibabel.Nifti1Image
+        Map on the bundled MNI152NLin6Asym 2 mm grid, zero outside the brain.
+    provenance : dict
+        JSON-ready: table path, sha256, number of peaks, construction rule.
+    """
+    peaks = read_peak_table(path)
+    brain = load_mni_brain_mask(2)
+    img = map_from_peaks(peaks, brain, threshold=threshold, mask=brain)
+    provenance = {
+        "peak_table": str(Path(path).resolve()),
+        "sha256": file_sha256(path),
+        "n_peaks": len(peaks),
+        "construction": (
+            "one Gaussian blob per peak, height = peak z, width such that the blob exceeds "
+            f"z={threshold:g} over a sphere of the reported cluster volume; per voxel the "
+            "value of largest magnitude; MNI152NLin6Asym 2 mm grid masked to the brain"
+        ),
+    }
+    return img, provenance
+
+
+@dataclass(frozen=True)
+class ActivationTarget:
+    """The cortical target chosen from an activation map inside an ROI.
+
+    Attributes
+    ----------
+    target : Points
+        ``(1, 3)`` mm, the chosen voxel centre, in the map's world frame.
+    peak : Points
+        ``(1, 3)`` mm, the cluster's peak voxel centre.
+    peak_value : float
+        Map value at the peak (signed).
+    target_value : float
+        Map value at the target voxel.
+    cluster_size_voxels : int
+    cluster_volume_mm3 : float
+    n_clusters : int
+        Number of supra-threshold clusters inside the ROI.
+    threshold : float
+    sign : str
+    rule : str
+    notes : tuple of str
+    """
+
+    target: Points
+    peak: Points
+    peak_value: float
+    target_value: float
+    cluster_size_voxels: int
+    cluster_volume_mm3: float
+    n_clusters: int
+    threshold: float
+    sign: str
+    rule: str
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> dict:
+        """JSON-ready summary for the record's ``activation`` entry."""
+        return {
+            "threshold": self.threshold,
+            "sign": self.sign,
+            "rule": self.rule,
+            "peak_value": round(self.peak_value, 6),
+            "peak_mm": np.round(self.peak.xyz[0], 6).tolist(),
+            "target_value": round(self.target_value, 6),
+            "cluster_size_voxels": self.cluster_size_voxels,
+            "cluster_volume_mm3": round(self.cluster_volume_mm3, 3),
+            "n_clusters_in_roi": self.n_clusters,
+            "connectivity": 26,
+        }
+
+
+def _signed(data: np.ndarray, sign: str) -> np.ndarray:
+    if sign == "positive":
+        return data
+    if sign == "negative":
+        return -data
+    if sign == "absolute":
+        return np.abs(data)
+    raise ActivationError(f"sign must be 'positive', 'negative' or 'absolute', got {sign!r}.")
+
+
+def select_target(
+    activation: ImageLike,
+    roi_mask: ImageLike,
+    *,
+    frame: str,
+    threshold: float = DEFAULT_THRESHOLD,
+    sign: Sign = "positive",
+    rule: Rule = "peak",
+    roi_label: str = "the ROI",
+) -> ActivationTarget:
+    """Choose the cortical target: activation above threshold inside the ROI.
+
+    The ROI mask is resampled onto the map's grid with nearest-neighbour
+    interpolation (explicitly; both must be in the same world frame).
+
+    Parameters
+    ----------
+    activation : str, os.PathLike or nibabel image
+        3-D statistic map (NaN outside the analysis mask is read as 0).
+    roi_mask : str, os.PathLike or nibabel image
+        Binary ROI mask (non-zero inside) in the same world frame.
+    frame : str
+        Name of that world frame (e.g. ``"MNI152NLin6Asym"``).
+    threshold : float
+        Cluster-forming threshold, applied to the signed value (see ``sign``).
+    sign : {"positive", "negative", "absolute"}
+        ``positive``: value > threshold; ``negative``: value < -threshold;
+        ``absolute``: |value| > threshold.
+    rule : {"peak", "cog"}
+        Peak voxel of the largest cluster, or its centre of gravity snapped
+        into the cluster.
+    roi_label : str
+        How to name the ROI in error messages.
+
+    Returns
+    -------
+    ActivationTarget
+
+    Raises
+    ------
+    ActivationError
+        Bad threshold, sign or rule; nothing above threshold anywhere.
+    EmptyIntersectionError
+        No supra-threshold voxel inside the ROI.
+    """
+    if rule not in ("peak", "cog"):
+        raise ActivationError(f"rule must be 'peak' or 'cog', got {rule!r}.")
+    if not np.isfinite(threshold) or threshold < 0:
+        raise ActivationError(f"threshold must be a finite number >= 0, got {threshold}.")
+    act = check_img(activation, name="activation map", nan_policy="zero")
+    values = act.get_fdata()
+    signed = _signed(values, sign)
+    above = signed > threshold
+    if not above.any():
+        raise ActivationError(
+            f"no voxel of the activation map passes the threshold ({sign} > {threshold}; "
+            f"the map's {sign} maximum is {signed.max():.3g}); lower --threshold or check "
+            "--sign."
+        )
+    roi = resample_to_img(
+        roi_mask,
+        act,
+        interpolation="nearest",
+        source_name=roi_label,
+        target_name="activation map",
+    )
+    inside = roi.get_fdata() > 0
+    if not inside.any():
+        raise EmptyIntersectionError(
+            f"{roi_label} covers no voxel of the activation map's grid; the two are "
+            "probably in different spaces."
+        )
+    candidate = above & inside
+    if not candidate.any():
+        best_inside = signed[inside].max()
+        raise EmptyIntersectionError(
+            f"no supra-threshold voxel of the activation map lies inside {roi_label} "
+            f"({sign} > {threshold}; the map's best value inside it is {best_inside:.3g}); "
+            "lower --threshold, choose another ROI, or check that map and ROI are in the "
+            "same space."
+        )
+    labels, n_clusters = ndimage.label(candidate, structure=_CONNECTIVITY)
+    sizes = ndimage.sum_labels(candidate, labels, index=np.arange(1, n_clusters + 1))
+    peaks = ndimage.maximum(signed, labels, index=np.arange(1, n_clusters + 1))
+    order = np.lexsort((-np.asarray(peaks), -np.asarray(sizes)))
+    chosen = int(order[0]) + 1
+    cluster = labels == chosen
+    idx = np.argwhere(cluster)
+    cluster_signed = signed[cluster]
+    peak_ijk = idx[int(np.argmax(cluster_signed))]
+    notes = []
+    if n_clusters > 1 and float(np.max(peaks)) > float(peaks[chosen - 1]):
+        notes.append(
+            f"{n_clusters} supra-threshold clusters in {roi_label}; the largest was chosen, "
+            "although a smaller one has a higher peak."
+        )
+    if rule == "peak":
+        target_ijk = peak_ijk
+    else:
+        weights = cluster_signed - threshold
+        if weights.sum() <= 0:
+            weights = np.ones_like(cluster_signed)
+        cog_world = voxel_to_world(act.affine, (idx * weights[:, None]).sum(0) / weights.sum())
+        cluster_world = voxel_to_world(act.affine, idx)
+        nearest = int(np.argmin(np.sum((cluster_world - cog_world) ** 2, axis=1)))
+        target_ijk = idx[nearest]
+    voxel_volume = float(abs(np.linalg.det(act.affine[:3, :3])))
+    return ActivationTarget(
+        target=Points(voxel_to_world(act.affine, target_ijk), frame),
+        peak=Points(voxel_to_world(act.affine, peak_ijk), frame),
+        peak_value=float(values[tuple(peak_ijk)]),
+        target_value=float(values[tuple(target_ijk)]),
+        cluster_size_voxels=int(cluster.sum()),
+        cluster_volume_mm3=float(cluster.sum()) * voxel_volume,
+        n_clusters=int(n_clusters),
+        threshold=float(threshold),
+        sign=sign,
+        rule=rule,
+        notes=tuple(notes),
+    )
