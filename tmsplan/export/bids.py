@@ -1,0 +1,224 @@
+"""BIDS-TMS style ``*_markers.tsv`` + ``*_coordsystem.json``.
+
+The TMS extension of BIDS is a draft; this follows its published column names
+where they exist and says what it adds. One row per reachable target:
+
+``MarkerID`` (1, 2, ...), ``MarkerName``, ``target_{x,y,z}`` (cortical
+target), ``entry_{x,y,z}`` (scalp entry), ``coil_{x,y,z}`` (coil centre),
+``normal_{x,y,z}`` (coil z axis, into the head), ``direction_{x,y,z}`` (coil
+y axis, the handle), ``Matrix_4x4`` (the canonical pose, 16 comma-separated
+numbers, row by row), ``depth_mm``, ``coil_skin_distance_mm``. Missing values
+are ``n/a``. Tabs and line breaks in names become spaces.
+
+The ``*_coordsystem.json`` names the frame (``TMSCoordinateSystem`` = the
+record's ``space``, e.g. ``MNI152NLin6Asym`` or ``T1w``), the units (mm) and
+the T1 (``IntendedFor``: the path recorded at planning time; replace it by a
+BIDS URI when the files go into a dataset).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tmsplan import __version__
+from tmsplan.errors import FormatError
+from tmsplan.export import (
+    Marker,
+    NavigatorFile,
+    _check_outputs,
+    _check_space,
+    _clean_text,
+    _num,
+    _parse_float,
+    _pose_from_file,
+    _record_targets,
+)
+from tmsplan.outputs import write_text
+from tmsplan.spaces import SUBJECT_FRAME
+
+__all__ = ["MARKER_COLUMNS", "coordsystem_path", "write_bids", "read_bids"]
+
+_XYZ = ("x", "y", "z")
+MARKER_COLUMNS = (
+    "MarkerID",
+    "MarkerName",
+    *(f"{p}_{a}" for p in ("target", "entry", "coil", "normal", "direction") for a in _XYZ),
+    "Matrix_4x4",
+    "depth_mm",
+    "coil_skin_distance_mm",
+)
+"""Columns of ``*_markers.tsv``, in order."""
+
+_NA = "n/a"
+
+
+def coordsystem_path(markers_path: str | Path) -> Path:
+    """The ``*_coordsystem.json`` beside a ``*_markers.tsv``."""
+    markers_path = Path(markers_path)
+    stem = markers_path.name
+    if stem.endswith("_markers.tsv"):
+        stem = stem[: -len("_markers.tsv")]
+    elif stem.endswith(".tsv"):
+        stem = stem[: -len(".tsv")]
+    return markers_path.with_name(f"{stem}_coordsystem.json")
+
+
+def _cells(values: Any) -> list[str]:
+    if values is None:
+        return [_NA] * 3
+    return [_num(v) for v in np.asarray(values, dtype=float).ravel()]
+
+
+def write_bids(
+    record: dict, path: str | Path, *, space: str = "RAS", overwrite: bool = False
+) -> list[Path]:
+    """Write ``*_markers.tsv`` and its ``*_coordsystem.json``.
+
+    Parameters
+    ----------
+    record : dict
+    path : str or pathlib.Path
+        The markers file (``sub-<label>_markers.tsv``); the coordsystem file is
+        written beside it (:func:`coordsystem_path`).
+    space : {"RAS"}, keyword-only
+    overwrite : bool, keyword-only
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``[markers.tsv, coordsystem.json]``.
+    """
+    _check_space("bids", space)
+    targets = _record_targets(record, "bids")
+    path = Path(path)
+    side = coordsystem_path(path)
+    _check_outputs([path, side], overwrite=overwrite)
+    lines = ["\t".join(MARKER_COLUMNS)]
+    for i, target in enumerate(targets):
+        pose, src = target.pose, target.source
+        name = _clean_text(target.name) or _NA
+        cells = [
+            str(i + 1),
+            name,
+            *_cells(target.cortical),
+            *_cells(target.scalp),
+            *_cells(pose[:3, 3]),
+            *_cells(pose[:3, 2]),
+            *_cells(pose[:3, 1]),
+            ",".join(_num(v) for v in pose.ravel()),
+            _NA if src.get("depth_mm") is None else _num(src["depth_mm"]),
+            _NA if src.get("coil_skin_distance_mm") is None else _num(src["coil_skin_distance_mm"]),
+        ]
+        lines.append("\t".join(cells))
+    t1 = record.get("t1") or {}
+    coordsystem = {
+        "IntendedFor": t1.get("path"),
+        "TMSCoordinateSystem": record["space"],
+        "TMSCoordinateUnits": "mm",
+        "TMSCoordinateSystemDescription": (
+            f"RAS+ world millimetres of the image the plan used ({record['space']}; its sform, "
+            "else qform). Coil axes (Matrix_4x4 columns): x, y = handle (direction), "
+            "z = into the head (normal), centre (coil)."
+        ),
+        "GeneratedBy": [{"Name": "tmsplan", "Version": __version__}],
+    }
+    if t1.get("sha256"):
+        coordsystem["IntendedForSHA256"] = t1["sha256"]
+    text = json.dumps(coordsystem, indent=2, ensure_ascii=False) + "\n"
+    # TSV has no quoting: names were cleaned of tabs and line breaks above
+    return [
+        write_text(path, "\n".join(lines) + "\n", overwrite=overwrite),
+        write_text(side, text, overwrite=overwrite),
+    ]
+
+
+def _triple(row: dict, prefix: str, where: str) -> np.ndarray | None:
+    cells = [row.get(f"{prefix}_{a}", _NA) for a in _XYZ]
+    if all(c in (_NA, "", None) for c in cells):
+        return None
+    return np.array([_parse_float(c, where=f"{where} {prefix}") for c in cells])
+
+
+def read_bids(path: str | Path) -> NavigatorFile:
+    """Read a ``*_markers.tsv`` (and its ``*_coordsystem.json`` when present).
+
+    The pose comes from ``Matrix_4x4``; without it, from ``coil``, ``normal``
+    and ``direction`` (x = direction cross normal).
+
+    Returns
+    -------
+    NavigatorFile
+        ``frame`` is ``TMSCoordinateSystem`` from the coordsystem file
+        (``"T1w"`` without one).
+
+    Raises
+    ------
+    FormatError
+        Missing columns or malformed numbers.
+    PoseError
+        A matrix that is not rigid.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{source}: cannot read it as UTF-8 text ({exc}).") from None
+    reader = csv.DictReader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
+    if not reader.fieldnames or "MarkerID" not in reader.fieldnames:
+        raise FormatError(f"{source}: no MarkerID column; not a *_markers.tsv file.")
+    markers = []
+    for number, row in enumerate(reader, start=2):
+        name = row.get("MarkerName") or row["MarkerID"]
+        name = "" if name == _NA else name
+        where = f"{source}: line {number} ({name!r})"
+        pose = None
+        matrix = row.get("Matrix_4x4")
+        if matrix not in (None, "", _NA):
+            values = [_parse_float(v, where=f"{where} Matrix_4x4") for v in matrix.split(",")]
+            if len(values) != 16:
+                raise FormatError(f"{where}: Matrix_4x4 needs 16 numbers, got {len(values)}.")
+            pose = _pose_from_file(np.reshape(values, (4, 4)), name=where)
+        else:
+            centre = _triple(row, "coil", where)
+            normal = _triple(row, "normal", where)
+            handle = _triple(row, "direction", where)
+            if centre is not None and normal is not None and handle is not None:
+                mat = np.eye(4)
+                mat[:3, :3] = np.column_stack([np.cross(handle, normal), handle, normal])
+                mat[:3, 3] = centre
+                pose = _pose_from_file(mat, name=where)
+        info = {"marker_id": row["MarkerID"]}
+        for key in ("depth_mm", "coil_skin_distance_mm"):
+            value = row.get(key)
+            info[key] = None if value in (None, "", _NA) else _parse_float(value, where=where)
+        markers.append(
+            Marker(
+                name,
+                pose=pose,
+                cortical_mm=_triple(row, "target", where),
+                scalp_mm=_triple(row, "entry", where),
+                info=info,
+            )
+        )
+    meta: dict = {}
+    frame = SUBJECT_FRAME
+    side = coordsystem_path(path)
+    if side.is_file():
+        try:
+            meta = json.loads(side.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FormatError(f"{side}: cannot read it as JSON ({exc}).") from None
+        units = meta.get("TMSCoordinateUnits", "mm")
+        if units != "mm":
+            raise FormatError(f"{side}: TMSCoordinateUnits {units!r}; tmsplan reads mm.")
+        frame = str(meta.get("TMSCoordinateSystem") or SUBJECT_FRAME)
+    return NavigatorFile(
+        format="bids", path=path, markers=tuple(markers), file_space="RAS", frame=frame, meta=meta
+    )

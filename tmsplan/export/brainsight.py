@@ -1,0 +1,322 @@
+"""Brainsight (Rogue Research): tab-separated targets text.
+
+Frame
+    RAS+ mm of a NIfTI coordinate system of the T1: the header line
+    ``# Coordinate system:`` names it. Brainsight >= 2.5.3 (file version 14)
+    also names the header field it comes from: ``NIfTI:Q:<name>`` (qform) or
+    ``NIfTI:S:<name>`` (sform); versions 12/13 write ``NIfTI:<name>``. The
+    name follows the NIfTI ``xform`` code: 1 ``Scanner``, 2 ``Aligned``,
+    3 ``Talairach``, 4 ``MNI-152``, 5 ``Other-Template`` (NIfTI-1 codes;
+    one open-source reader pairs 3/4 the other way round, tmsplan follows the
+    NIfTI standard). ``Brainsight`` (its internal LPS voxel-corner frame) and
+    ``World`` (DICOM projects) are not NIfTI frames and are refused by the reader.
+
+Which form is named
+    tmsplan's world is the sform when ``sform_code > 0``, else the qform. When
+    both are set and equal the file names the qform (as Brainsight's own
+    export of such an image does); when they differ it names the sform and
+    warns (:class:`~tmsplan.export.ExportWarning`), since Brainsight then offers
+    both and the operator must pick the same one.
+
+Coil axes
+    Brainsight x and z are tmsplan's negated, y kept:
+    ``M_brainsight = M_canonical @ diag(-1, 1, -1, 1)``; Brainsight z points
+    away from the head.
+
+Columns
+    ``mCnR`` is column C, row R of the rotation: ``m0n0 m0n1 m0n2`` is the
+    x axis. Missing values are written ``(null)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from tmsplan import __version__
+from tmsplan.errors import FormatError, RecordError
+from tmsplan.export import (
+    ExportWarning,
+    Marker,
+    NavigatorFile,
+    _check_outputs,
+    _check_space,
+    _clean_text,
+    _frame_default,
+    _parse_float,
+    _pose_from_file,
+    _record_targets,
+)
+from tmsplan.outputs import write_text
+
+__all__ = [
+    "BRAINSIGHT_FROM_CANONICAL",
+    "NIFTI_XFORM_NAMES",
+    "brainsight_coordinate_system",
+    "write_brainsight",
+    "read_brainsight",
+]
+
+# Coil-axis relabelling, on the right (its own inverse): x -> -x, y -> y, z -> -z.
+BRAINSIGHT_FROM_CANONICAL = np.diag([-1.0, 1.0, -1.0, 1.0])
+
+NIFTI_XFORM_NAMES = {
+    1: "Scanner",  # NIFTI_XFORM_SCANNER_ANAT
+    2: "Aligned",  # NIFTI_XFORM_ALIGNED_ANAT
+    3: "Talairach",  # NIFTI_XFORM_TALAIRACH
+    4: "MNI-152",  # NIFTI_XFORM_MNI_152
+    5: "Other-Template",  # NIFTI_XFORM_TEMPLATE_OTHER
+}
+"""Brainsight's name for each NIfTI qform/sform code."""
+
+_LOC = ("Loc. X", "Loc. Y", "Loc. Z")
+_ROT = tuple(f"m{c}n{r}" for c in range(3) for r in range(3))
+_NULL = "(null)"
+_NOTES = (
+    "Each column is delimited by a tab. Each value within a column is delimited by a semicolon."
+)
+
+
+def brainsight_coordinate_system(t1: dict, *, version: int = 14) -> str:
+    """The ``# Coordinate system:`` value for a T1 description.
+
+    Parameters
+    ----------
+    t1 : dict
+        ``record["t1"]`` (:func:`tmsplan.record.t1_description`): uses
+        ``sform_code``, ``qform_code``, ``sform``, ``qform``.
+    version : {12, 13, 14}, keyword-only
+        Brainsight file version; 14 names the header field (``Q``/``S``).
+
+    Returns
+    -------
+    str
+        E.g. ``"NIfTI:Q:Aligned"`` (v14) or ``"NIfTI:Aligned"`` (v12/13).
+
+    Warns
+    -----
+    ExportWarning
+        qform and sform are both set and differ: the sform is named.
+
+    Raises
+    ------
+    RecordError
+        No usable qform/sform code (0 or unknown) or missing header fields.
+    """
+    if version not in (12, 13, 14):
+        raise FormatError(f"Brainsight file version must be 12, 13 or 14, got {version!r}.")
+    try:
+        s_code, q_code = int(t1["sform_code"]), int(t1["qform_code"])
+    except (KeyError, TypeError, ValueError):
+        raise RecordError(
+            "record['t1'] lacks sform_code/qform_code; rebuild it with "
+            "tmsplan.record.t1_description."
+        ) from None
+    s_ok, q_ok = s_code in NIFTI_XFORM_NAMES, q_code in NIFTI_XFORM_NAMES
+    if not (s_ok or q_ok):
+        raise RecordError(
+            f"the T1 has sform_code {s_code} and qform_code {q_code}: no NIfTI coordinate system "
+            "Brainsight can use. Set a qform/sform (e.g. scanner, code 1) in the T1 header, "
+            "re-plan, and load that image in Brainsight."
+        )
+    if s_ok and q_ok:
+        same = (
+            t1.get("sform") is not None
+            and t1.get("qform") is not None
+            and np.allclose(
+                np.asarray(t1["sform"], float), np.asarray(t1["qform"], float), atol=1e-4
+            )
+        )
+        if same:
+            form, code = "Q", q_code
+        else:
+            form, code = "S", s_code
+            warnings.warn(
+                "the T1's qform and sform differ; the Brainsight file uses the sform "
+                f"(NIfTI:S:{NIFTI_XFORM_NAMES[s_code]}), which is tmsplan's world for this "
+                "image. In Brainsight, make sure the project uses the sform coordinate system.",
+                ExportWarning,
+                stacklevel=3,
+            )
+    elif s_ok:
+        form, code = "S", s_code
+    else:
+        form, code = "Q", q_code
+    name = NIFTI_XFORM_NAMES[code]
+    return f"NIfTI:{form}:{name}" if version >= 14 else f"NIfTI:{name}"
+
+
+def _header(coordinate_system: str, version: int) -> list[str]:
+    return [
+        f"# Version: {version}",
+        f"# Coordinate system: {coordinate_system}",
+        f"# Created by: tmsplan {__version__}",
+        "# Units: millimetres, degrees, milliseconds, and microvolts",
+        "# Encoding: UTF-8",
+        f"# Notes: {_NOTES}",
+        "# " + "\t".join(("Target Name", *_LOC, *_ROT)),
+    ]
+
+
+def _cell_name(name: str, index: int) -> str:
+    # a tab or newline would break the table, a semicolon splits a value, and a
+    # leading '#' would turn the row into a header line
+    text = _clean_text(name, replace=";").lstrip("# ")
+    return text or f"target {index + 1}"
+
+
+def write_brainsight(
+    record: dict,
+    path: str | Path,
+    *,
+    space: str = "RAS",
+    version: int = 14,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write the reachable targets as a Brainsight targets text file.
+
+    Parameters
+    ----------
+    record : dict
+        Plan record; ``record["t1"]`` chooses the coordinate-system line.
+    path : str or pathlib.Path
+    space : {"RAS"}, keyword-only
+        Brainsight NIfTI coordinates are RAS+.
+    version : {14, 13, 12}, keyword-only
+        File version (14: Brainsight >= 2.5.3).
+    overwrite : bool, keyword-only
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    _check_space("brainsight", space)
+    targets = _record_targets(record, "brainsight")
+    if not isinstance(record.get("t1"), dict):
+        raise RecordError("record['t1'] is missing; Brainsight needs the T1's qform/sform codes.")
+    coordinate_system = brainsight_coordinate_system(record["t1"], version=version)
+    path = Path(path)
+    _check_outputs([path], overwrite=overwrite)
+    lines = _header(coordinate_system, version)
+    for i, target in enumerate(targets):
+        mat = target.pose @ BRAINSIGHT_FROM_CANONICAL
+        values = [*mat[:3, 3], *mat[:3, :3].T.ravel()]  # loc, then columns (mCnR)
+        lines.append("\t".join([_cell_name(target.name, i), *(f"{v:.8f}" for v in values)]))
+    return [write_text(path, "\n".join(lines) + "\n", overwrite=overwrite)]
+
+
+def _split_tables(lines: list[str], source: str) -> tuple[dict, list[tuple[list[str], list]]]:
+    header: dict[str, str] = {}
+    tables: list[tuple[list[str], list]] = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            body = line[1:].strip()
+            if "\t" in body:
+                tables.append(([c.strip() for c in body.split("\t")], []))
+            elif not tables and ":" in body:
+                key, value = body.split(":", 1)
+                header[key.strip().lower()] = value.strip()
+            continue
+        if not tables:
+            raise FormatError(
+                f"{source}: line {number} holds data before any '# ... Name' table header; "
+                "not a Brainsight export."
+            )
+        tables[-1][1].append((number, line.split("\t")))
+    return header, tables
+
+
+def _value(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = text.strip()
+    return None if text in ("", _NULL) else text
+
+
+def read_brainsight(path: str | Path, *, frame: str | None = None) -> NavigatorFile:
+    """Read a Brainsight text export: Targets and (optional) Samples.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    frame : str, optional
+        World frame name of the markers (default ``"T1w"``).
+
+    Returns
+    -------
+    NavigatorFile
+        Markers of kind ``"target"`` and ``"sample"`` with canonical poses
+        (``None`` where a value is ``(null)``); other tables (landmarks,
+        electrodes, sessions) in ``meta["tables"]``. A header-only file gives
+        no markers.
+
+    Raises
+    ------
+    FormatError
+        Not a Brainsight export, or a coordinate system that is not NIfTI.
+    PoseError
+        A sheared, scaled or mirrored rotation.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{source}: cannot read it as UTF-8 text ({exc}).") from None
+    header, tables = _split_tables(lines, source)
+    if "version" not in header and not tables:
+        raise FormatError(
+            f"{source}: no '# Version:' header and no table; not a Brainsight export."
+        )
+    system = header.get("coordinate system", "")
+    parts = system.split(":")
+    if parts[0].lower() != "nifti":
+        raise FormatError(
+            f"{source}: coordinate system {system!r} is not a NIfTI coordinate system; "
+            "re-export from Brainsight choosing NIfTI:Aligned/Scanner (the T1's qform/sform)."
+        )
+    meta: dict = {
+        "version": header.get("version"),
+        "coordinate_system": system,
+        "created_by": header.get("created by"),
+        "nifti_form": {"Q": "qform", "S": "sform"}.get(parts[1].upper())
+        if len(parts) == 3
+        else None,
+        "nifti_name": parts[-1] if len(parts) > 1 else None,
+        "tables": {},
+    }
+    markers: list[Marker] = []
+    for columns, rows in tables:
+        kind = {"Target Name": "target", "Sample Name": "sample"}.get(columns[0])
+        if kind is None or any(c not in columns for c in (*_LOC, *_ROT)):
+            meta["tables"][columns[0]] = [
+                {c: _value(v) for c, v in zip(columns, cells, strict=False)} for _, cells in rows
+            ]
+            continue
+        for number, cells in rows:
+            row = {c: _value(v) for c, v in zip(columns, cells, strict=False)}
+            name = cells[0] if cells else ""
+            where = f"{source}: line {number} ({kind} {name!r})"
+            values = [row.get(c) for c in (*_LOC, *_ROT)]
+            pose = None
+            if all(v is not None for v in values):
+                nums = [_parse_float(v, where=where) for v in values]
+                mat = np.eye(4)
+                mat[:3, 3] = nums[:3]
+                mat[:3, :3] = np.array(nums[3:]).reshape(3, 3).T  # rows of mCnR are columns
+                pose = _pose_from_file(mat @ BRAINSIGHT_FROM_CANONICAL, name=where)
+            info = {c: v for c, v in row.items() if c not in (columns[0], *_LOC, *_ROT)}
+            markers.append(Marker(name, pose=pose, kind=kind, info=info))
+    return NavigatorFile(
+        format="brainsight",
+        path=path,
+        markers=tuple(markers),
+        file_space="RAS",
+        frame=_frame_default(frame),
+        meta=meta,
+    )

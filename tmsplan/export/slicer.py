@@ -1,0 +1,215 @@
+"""3D Slicer markups JSON (``.mrk.json``).
+
+One ``Fiducial`` markup per reachable target, named after it, with three
+control points:
+
+- ``id "coil"``: the coil centre, with ``orientation`` = the coil rotation;
+- ``id "cortex"``: the cortical target;
+- ``id "scalp"``: the scalp entry.
+
+``orientation`` is a 3x3 matrix stored row by row whose **columns** are the
+axes (tmsplan's x, y = handle, z = into the head); the two points carry the same
+orientation. ``coordinateSystem`` is ``"RAS"`` (default here) or ``"LPS"``
+(Slicer's default when it saves); Slicer converts either on load. Load with
+*File > Add Data* (or drag the file onto Slicer) after loading the T1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tmsplan.errors import FormatError
+from tmsplan.export import (
+    Marker,
+    NavigatorFile,
+    _check_outputs,
+    _check_space,
+    _clean_text,
+    _frame_default,
+    _parse_float,
+    _pose_from_file,
+    _record_targets,
+    _world,
+)
+from tmsplan.outputs import write_text
+
+__all__ = ["SLICER_SCHEMA", "write_slicer", "read_slicer"]
+
+SLICER_SCHEMA = (
+    "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/"
+    "Resources/Schema/markups-schema-v1.0.3.json#"
+)
+
+_ROLES = {"coil": "coil centre", "cortex": "cortical target", "scalp": "scalp entry"}
+
+
+def _control_point(role: str, label: str, xyz: np.ndarray, rot: np.ndarray) -> dict:
+    return {
+        "id": role,
+        "label": label,
+        "description": _ROLES[role]
+        + " (orientation columns: coil x, y = handle, z = into the head)",
+        "associatedNodeID": "",
+        "position": [float(v) for v in xyz],
+        "orientation": [float(v) for v in rot.ravel()],  # row by row; columns are the axes
+        "selected": True,
+        "locked": True,
+        "visibility": True,
+        "positionStatus": "defined",
+    }
+
+
+def write_slicer(
+    record: dict, path: str | Path, *, space: str = "RAS", overwrite: bool = False
+) -> list[Path]:
+    """Write the reachable targets as 3D Slicer markups (``.mrk.json``).
+
+    Parameters
+    ----------
+    record : dict
+    path : str or pathlib.Path
+    space : {"RAS", "LPS"}, keyword-only
+        ``coordinateSystem`` of every markup.
+    overwrite : bool, keyword-only
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    space = _check_space("slicer", space)
+    targets = _record_targets(record, "slicer")
+    path = Path(path)
+    _check_outputs([path], overwrite=overwrite)
+    world = _world(space)
+    markups = []
+    for target in targets:
+        pose = world @ target.pose
+        rot = pose[:3, :3]
+        name = _clean_text(target.name)
+        points = [_control_point("coil", f"{name} coil", pose[:3, 3], rot)]
+        for role, xyz in (("cortex", target.cortical), ("scalp", target.scalp)):
+            if xyz is not None:
+                points.append(_control_point(role, f"{name} {role}", world[:3, :3] @ xyz, rot))
+        markups.append(
+            {
+                "type": "Fiducial",
+                "name": name,
+                "coordinateSystem": space,
+                "coordinateUnits": "mm",
+                "locked": True,
+                "fixedNumberOfControlPoints": True,
+                "labelFormat": "%N-%d",
+                "controlPoints": points,
+                "measurements": [],
+            }
+        )
+    doc = {"@schema": SLICER_SCHEMA, "markups": markups}
+    text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return [write_text(path, text, overwrite=overwrite)]
+
+
+def _vector(values: Any, size: int, where: str) -> np.ndarray:
+    if not isinstance(values, list) or len(values) != size:
+        raise FormatError(f"{where}: expected a list of {size} numbers, got {values!r}.")
+    return np.array([_parse_float(v, where=where) for v in values])
+
+
+def read_slicer(path: str | Path, *, frame: str | None = None) -> NavigatorFile:
+    """Read 3D Slicer markups (``.mrk.json``).
+
+    A markup with a control point of id ``"coil"`` (as tmsplan writes) gives
+    one marker: pose from that point, ``cortical_mm``/``scalp_mm`` from the
+    ``"cortex"``/``"scalp"`` points. Any other control point gives a marker of
+    its own whose pose uses its orientation as tmsplan axes.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    frame : str, optional
+        World frame name (default ``"T1w"``).
+
+    Returns
+    -------
+    NavigatorFile
+        Markers in RAS (LPS markups are converted). ``file_space`` is that of
+        the first markup.
+
+    Raises
+    ------
+    FormatError
+        Not a markups file, or malformed values.
+    PoseError
+        A sheared, scaled or mirrored orientation.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{source}: cannot read it as JSON ({exc}).") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("markups"), list):
+        raise FormatError(f"{source}: no 'markups' list; not a Slicer .mrk.json file.")
+    markers: list[Marker] = []
+    spaces = []
+    for i, markup in enumerate(doc["markups"]):
+        space = str(markup.get("coordinateSystem", "LPS")).upper()
+        if space not in ("RAS", "LPS"):
+            raise FormatError(f"{source}: markup #{i} coordinateSystem {space!r} is not RAS/LPS.")
+        units = markup.get("coordinateUnits", "mm")
+        if units not in ("mm", ["mm", "UCUM", "millimeter"]):
+            raise FormatError(f"{source}: markup #{i} units {units!r}; tmsplan reads mm.")
+        spaces.append(space)
+        world = _world(space)
+        name = str(markup.get("name", ""))
+        found: dict[str, tuple[str, np.ndarray, np.ndarray | None]] = {}
+        loose = []
+        for j, point in enumerate(markup.get("controlPoints") or []):
+            where = f"{source}: markup {name!r} point #{j}"
+            if point.get("positionStatus", "defined") != "defined":
+                continue
+            xyz = world[:3, :3] @ _vector(point.get("position"), 3, where)
+            rot = None
+            if point.get("orientation") is not None:
+                rot = world[:3, :3] @ _vector(point["orientation"], 9, where).reshape(3, 3)
+            role = point.get("id")
+            label = str(point.get("label", ""))
+            if role in _ROLES and role not in found:
+                found[role] = (label, xyz, rot)
+            else:
+                loose.append((label, xyz, rot, where))
+        if "coil" in found:
+            _, xyz, rot = found["coil"]
+            where = f"{source}: markup {name!r} coil centre"
+            if rot is None:
+                raise FormatError(f"{where}: no orientation.")
+            pose = np.eye(4)
+            pose[:3, :3], pose[:3, 3] = rot, xyz
+            markers.append(
+                Marker(
+                    name,
+                    pose=_pose_from_file(pose, name=where),
+                    cortical_mm=found["cortex"][1] if "cortex" in found else None,
+                    scalp_mm=found["scalp"][1] if "scalp" in found else None,
+                )
+            )
+        else:
+            loose = [(*found[r], f"{source}: markup {name!r} {r}") for r in found] + loose
+        for label, xyz, rot, where in loose:
+            pose = None
+            if rot is not None:
+                mat = np.eye(4)
+                mat[:3, :3], mat[:3, 3] = rot, xyz
+                pose = _pose_from_file(mat, name=where)
+            markers.append(Marker(label, pose=pose, kind="point", info={"position_mm": xyz}))
+    return NavigatorFile(
+        format="slicer",
+        path=path,
+        markers=tuple(markers),
+        file_space=spaces[0] if spaces else "RAS",
+        frame=_frame_default(frame),
+        meta={"schema": doc.get("@schema")},
+    )

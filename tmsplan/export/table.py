@@ -1,0 +1,353 @@
+"""Plain tables of all targets: CSV (one row per target) and JSON.
+
+Both list every target, reachable or not (with the reason), in the record's
+world frame (``space`` column / key: e.g. ``MNI152NLin6Asym`` or ``T1w``),
+RAS+ millimetres. Coil axes are tmsplan's: x, y = handle, z = into the head
+(SimNIBS ``matsimnibs``); ``x = y cross z``.
+
+CSV columns
+    ``name, space, reachable, unreachable_reason, cortical_{x,y,z},
+    scalp_{x,y,z}, centre_{x,y,z}`` (coil centre), ``xaxis_*, yaxis_*``
+    (handle), ``zaxis_*`` (into the head), ``depth_mm,
+    coil_skin_distance_mm, handle_{x,y,z}``. Empty cell = no value. Text
+    cells starting with ``= + - @`` get a leading ``'`` so spreadsheets do
+    not run them as formulas (the reader removes it); control characters
+    become spaces; quoting is the csv module's.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tmsplan import __version__
+from tmsplan.errors import FormatError
+from tmsplan.export import (
+    Marker,
+    NavigatorFile,
+    _check_outputs,
+    _check_space,
+    _clean_text,
+    _num,
+    _parse_float,
+    _pose_from_file,
+    _record_targets,
+)
+from tmsplan.outputs import write_text
+from tmsplan.spaces import SUBJECT_FRAME
+
+__all__ = ["CSV_COLUMNS", "write_csv", "read_csv", "write_json", "read_json"]
+
+_XYZ = ("x", "y", "z")
+
+
+def _triple(prefix: str) -> list[str]:
+    return [f"{prefix}_{a}" for a in _XYZ]
+
+
+CSV_COLUMNS = (
+    "name",
+    "space",
+    "reachable",
+    "unreachable_reason",
+    *_triple("cortical"),
+    *_triple("scalp"),
+    *_triple("centre"),
+    *_triple("xaxis"),
+    *_triple("yaxis"),
+    *_triple("zaxis"),
+    "depth_mm",
+    "coil_skin_distance_mm",
+    *_triple("handle"),
+)
+"""Columns of the CSV table, in order."""
+
+_FORMULA = ("=", "+", "-", "@")
+_AXES_NOTE = "columns of coil_matrix: x axis, y axis (handle), z axis (into the head), centre"
+
+
+def _safe_cell(text: Any) -> str:
+    out = _clean_text("" if text is None else text)
+    return "'" + out if out.startswith(_FORMULA) else out
+
+
+def _unsafe_cell(text: str) -> str:
+    return text[1:] if text.startswith("'") and text[1:2] in _FORMULA and text[1:2] else text
+
+
+def _opt(value: Any) -> list[str]:
+    if value is None:
+        return ["", "", ""]
+    return [_num(v) for v in np.asarray(value, dtype=float).ravel()]
+
+
+def _scalar(value: Any) -> str:
+    return "" if value is None else _num(value)
+
+
+def write_csv(
+    record: dict, path: str | Path, *, space: str = "RAS", overwrite: bool = False
+) -> list[Path]:
+    """Write every target of the record as one CSV row.
+
+    Parameters
+    ----------
+    record : dict
+    path : str or pathlib.Path
+    space : {"RAS"}, keyword-only
+    overwrite : bool, keyword-only
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    _check_space("csv", space)
+    targets = _record_targets(record, "csv")
+    path = Path(path)
+    _check_outputs([path], overwrite=overwrite)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    frame = _safe_cell(record["space"])
+    for target in targets:
+        src = target.source
+        pose = target.pose
+        writer.writerow(
+            [
+                _safe_cell(target.name),
+                frame,
+                "true" if bool(src.get("reachable", True)) else "false",
+                _safe_cell(src.get("unreachable_reason")),
+                *_opt(target.cortical),
+                *_opt(target.scalp),
+                *_opt(pose[:3, 3]),
+                *_opt(pose[:3, 0]),
+                *_opt(pose[:3, 1]),
+                *_opt(pose[:3, 2]),
+                _scalar(src.get("depth_mm")),
+                _scalar(src.get("coil_skin_distance_mm")),
+                *_opt(src.get("handle_direction")),
+            ]
+        )
+    return [write_text(path, buffer.getvalue(), overwrite=overwrite)]
+
+
+def _point(row: dict, prefix: str, where: str) -> np.ndarray | None:
+    cells = [row.get(c) or "" for c in _triple(prefix)]
+    if all(c == "" for c in cells):
+        return None
+    return np.array([_parse_float(c, where=f"{where} {prefix}") for c in cells])
+
+
+def _bool(text: str, where: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise FormatError(f"{where}: reachable must be true or false, got {text!r}.")
+    return value == "true"
+
+
+def read_csv(path: str | Path) -> NavigatorFile:
+    """Read a CSV table written by :func:`write_csv`.
+
+    Returns
+    -------
+    NavigatorFile
+        One marker per row (reachable or not); ``info`` holds ``reachable``,
+        ``unreachable_reason``, ``depth_mm``, ``coil_skin_distance_mm``,
+        ``handle_direction``. ``frame`` is the ``space`` column.
+
+    Raises
+    ------
+    FormatError
+        Missing columns or malformed numbers.
+    PoseError
+        Axes that are not a rotation (sheared, scaled, mirrored).
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{source}: cannot read it as UTF-8 text ({exc}).") from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise FormatError(f"{source}: columns {missing} are missing; not a tmsplan targets CSV.")
+    markers, frames = [], []
+    for number, row in enumerate(reader, start=2):
+        name = _unsafe_cell(row["name"])
+        where = f"{source}: line {number} ({name!r})"
+        frames.append(_unsafe_cell(row["space"]))
+        centre = _point(row, "centre", where)
+        axes = [_point(row, f"{a}axis", where) for a in _XYZ]
+        pose = None
+        if centre is not None and all(a is not None for a in axes):
+            mat = np.eye(4)
+            mat[:3, :3] = np.column_stack(axes)
+            mat[:3, 3] = centre
+            pose = _pose_from_file(mat, name=where)
+        info = {
+            "reachable": _bool(row["reachable"], where),
+            "unreachable_reason": _unsafe_cell(row["unreachable_reason"]) or None,
+            "depth_mm": _parse_float(row["depth_mm"], where=where) if row["depth_mm"] else None,
+            "coil_skin_distance_mm": _parse_float(row["coil_skin_distance_mm"], where=where)
+            if row["coil_skin_distance_mm"]
+            else None,
+            "handle_direction": _point(row, "handle", where),
+        }
+        markers.append(
+            Marker(
+                name,
+                pose=pose,
+                cortical_mm=_point(row, "cortical", where),
+                scalp_mm=_point(row, "scalp", where),
+                info=info,
+            )
+        )
+    if len(set(frames)) > 1:
+        raise FormatError(f"{source}: rows are in different spaces {sorted(set(frames))}.")
+    return NavigatorFile(
+        format="csv",
+        path=path,
+        markers=tuple(markers),
+        file_space="RAS",
+        frame=frames[0] if frames else SUBJECT_FRAME,
+    )
+
+
+def _list(value: Any) -> list | None:
+    return None if value is None else np.asarray(value, dtype=float).tolist()
+
+
+def write_json(
+    record: dict, path: str | Path, *, space: str = "RAS", overwrite: bool = False
+) -> list[Path]:
+    """Write every target of the record as a plain JSON document.
+
+    The document: ``format`` ("tmsplan-targets"), ``format_version``,
+    ``tmsplan_version``, ``space``, ``units``, ``coil_axes``, ``t1`` (path,
+    sha256) and ``targets`` (name, reachable, unreachable_reason,
+    cortical_mm, scalp_mm, coil_matrix, coil_centre_mm, coil_x_axis,
+    coil_y_axis_handle, coil_z_axis_into_head, depth_mm,
+    coil_skin_distance_mm, handle_direction).
+
+    Parameters
+    ----------
+    record : dict
+    path : str or pathlib.Path
+    space : {"RAS"}, keyword-only
+    overwrite : bool, keyword-only
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    _check_space("json", space)
+    targets = _record_targets(record, "json")
+    path = Path(path)
+    _check_outputs([path], overwrite=overwrite)
+    t1 = record.get("t1") or {}
+    rows = []
+    for target in targets:
+        src, pose = target.source, target.pose
+        rows.append(
+            {
+                "name": target.name,
+                "reachable": bool(src.get("reachable", True)),
+                "unreachable_reason": src.get("unreachable_reason"),
+                "cortical_mm": _list(target.cortical),
+                "scalp_mm": _list(target.scalp),
+                "coil_matrix": pose.tolist(),
+                "coil_centre_mm": pose[:3, 3].tolist(),
+                "coil_x_axis": pose[:3, 0].tolist(),
+                "coil_y_axis_handle": pose[:3, 1].tolist(),
+                "coil_z_axis_into_head": pose[:3, 2].tolist(),
+                "depth_mm": src.get("depth_mm"),
+                "coil_skin_distance_mm": src.get("coil_skin_distance_mm"),
+                "handle_direction": _list(src.get("handle_direction")),
+            }
+        )
+    doc = {
+        "format": "tmsplan-targets",
+        "format_version": 1,
+        "tmsplan_version": __version__,
+        "space": record["space"],
+        "units": "mm, RAS+",
+        "coil_axes": _AXES_NOTE,
+        "t1": {"path": t1.get("path"), "sha256": t1.get("sha256")},
+        "targets": rows,
+    }
+    text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return [write_text(path, text, overwrite=overwrite)]
+
+
+def _json_point(value: Any, where: str) -> np.ndarray | None:
+    if value is None:
+        return None
+    arr = np.asarray(value, dtype=float) if isinstance(value, list) else None
+    if arr is None or arr.shape != (3,) or not np.all(np.isfinite(arr)):
+        raise FormatError(f"{where}: expected 3 finite numbers, got {value!r}.")
+    return arr
+
+
+def read_json(path: str | Path) -> NavigatorFile:
+    """Read a JSON table written by :func:`write_json`.
+
+    Returns
+    -------
+    NavigatorFile
+        One marker per target, pose from ``coil_matrix``; ``frame`` is the
+        document's ``space``.
+
+    Raises
+    ------
+    FormatError
+        Not a tmsplan targets JSON, or malformed values.
+    PoseError
+        A coil matrix that is not rigid.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{source}: cannot read it as JSON ({exc}).") from None
+    if not isinstance(doc, dict) or doc.get("format") != "tmsplan-targets":
+        raise FormatError(f"{source}: not a tmsplan targets JSON (format != 'tmsplan-targets').")
+    markers = []
+    for i, item in enumerate(doc.get("targets") or []):
+        name = str(item.get("name", ""))
+        where = f"{source}: target #{i} ({name!r})"
+        try:
+            mat = np.asarray(item["coil_matrix"], dtype=float)
+        except (KeyError, TypeError, ValueError):
+            raise FormatError(f"{where}: coil_matrix missing or not numeric.") from None
+        info = {
+            "reachable": bool(item.get("reachable", True)),
+            "unreachable_reason": item.get("unreachable_reason"),
+            "depth_mm": item.get("depth_mm"),
+            "coil_skin_distance_mm": item.get("coil_skin_distance_mm"),
+            "handle_direction": _json_point(item.get("handle_direction"), where),
+        }
+        markers.append(
+            Marker(
+                name,
+                pose=_pose_from_file(mat, name=where),
+                cortical_mm=_json_point(item.get("cortical_mm"), where),
+                scalp_mm=_json_point(item.get("scalp_mm"), where),
+                info=info,
+            )
+        )
+    return NavigatorFile(
+        format="json",
+        path=path,
+        markers=tuple(markers),
+        file_space="RAS",
+        frame=str(doc.get("space") or SUBJECT_FRAME),
+        meta={"t1": doc.get("t1"), "tmsplan_version": doc.get("tmsplan_version")},
+    )
