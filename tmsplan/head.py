@@ -1,0 +1,860 @@
+"""Scalp (outer skin) surface from a T1 image.
+
+The scalp surface is where the TMS coil sits: :func:`scalp_surface` turns a
+whole-head T1 into one closed, outward-wound triangle mesh in the T1's world
+RAS+ millimetres, and says which parts of it are not skin (where the field of
+view cuts the head) and whether the face was removed (defacing).
+
+Design
+------
+1. **Gate and working grid.** The T1 goes through :func:`tmsplan.images.check_img`.
+   Voxels smaller than about ``working_mm`` (2 mm by default) are block-averaged
+   by an integer factor per axis (1 mm -> 2 mm, 0.9 mm -> 1.8 mm, 1x1x2 mm ->
+   2x2x2 mm). Block averaging is a low-pass filter, so the mask steps below are
+   cheap and insensitive to noise; the *position* of the skin still comes from
+   the intensities (step 5), not from the blocky mask, so it stays accurate to
+   well under a working voxel.
+2. **Head / background threshold.** A Gaussian blur (sigma 1.5 mm) then Otsu's
+   threshold on the blurred image (values clipped to the 0.1-99.9th
+   percentiles). Opening with a 6-connected cross and keeping the largest
+   6-connected component drop noise specks and ghosts that touch the head only
+   through thin bridges; the component is then grown back by one voxel inside
+   the thresholded image so thin skin (ears) survives the opening.
+3. **Outer skin only.** A naive threshold leaves air inside the head: sinuses,
+   ear canals, mouth, the airway, dark skull. Three steps remove it:
+
+   * *Seal the field of view.* Where the head touches a face of the image box
+     (the neck floor), the cut cross-section is closed (2-D, 6 mm radius) and
+     hole-filled, and used as a lid beyond that face. A 3-D hole fill then
+     fills every cavity that was open to the outside only through the cut
+     (airway, pharynx, everything connected to them).
+   * *Close small openings.* A morphological closing (6 mm ball, computed with
+     Euclidean distance maps so anisotropic voxels get a true ball) bridges
+     openings narrower than about 12 mm (ear canals, nostrils, parted lips).
+     Only the cavities that this closing *encloses* are added to the mask; the
+     bridging voxels themselves are not, so real concavities of the skin (behind
+     the ears, around the nose) keep their shape.
+   * *3-D hole fill* of the result, again with the field-of-view lids.
+   * *Cuts inside the box.* Zero padding (a T1 resampled or conformed to a
+     larger grid, e.g. FreeSurfer's 256^3) or a defacing mask cuts the head
+     inside the image box. Working voxels that are entirely the image minimum
+     and touch bright tissue over more than 5 cm^2, but less than 40 % of the
+     head's boundary, are such a cut; the empty voxels against the head are
+     used as a lid like a box face (openings up to ~12 mm sealed; wider
+     cavities exposed by the cut stay as pits) and flagged like one. A clean
+     background of exact zeros all around the head is not a cut.
+
+   The result ``F`` is the filled head: one solid without internal cavities.
+4. **Skin field.** Marching cubes does not run on ``F`` itself but on a signed
+   field ``g = (s - t) / (t - b)`` of the blurred intensity ``s``. ``b`` is the
+   1st percentile (background ~ -1); ``t`` is half-way between the median
+   background and the median of the voxel layer ~3 mm under ``F``'s boundary
+   (the skin past its partial-volume rim): a blurred step edge has its true
+   edge at that level, whereas Otsu's threshold, pulled down by dark skull,
+   would put the skin ~0.5 mm too far out. ``g`` is clamped to ``<= -eps``
+   outside ``F`` and to ``>= +eps`` inside ``F``, except for the below-level
+   voxels of ``F`` that connect to the outside within 3 mm (``F`` comes from a
+   lower threshold, so its rim lies partly outside the skin; cuts do not count
+   as outside). Those keep their values, so the zero crossing falls where the
+   intensity crosses ``t`` (sub-voxel accuracy), while cavities can at most
+   dent the skin by 3 mm. Every negative voxel is 6-connected to the outside,
+   so the zero level set has no inner shells. The field is padded by one voxel
+   whose value is the negated edge value: where the head is cut by the field
+   of view the surface closes exactly on the box face.
+5. **Mesh.** scikit-image marching cubes at level 0, vertices mapped to the
+   T1's voxel indices (clipped to the field-of-view box), then to world RAS+ mm
+   by the affine; the largest connected component is kept; Taubin smoothing
+   (no shrinkage); quadric decimation to at most ``target_faces`` faces. The
+   face winding is fixed last from the signed volume: a closed mesh with
+   outward normals has positive volume in world space. This is independent of
+   the voxel order, so RAS-, LAS-, LPS-stored or oblique images all give
+   outward normals (a negative-determinant affine mirrors the winding that
+   marching cubes produces in voxel space; the volume test undoes it).
+6. **Labels.** ``fov_boundary`` marks vertices within one voxel (of the T1) of
+   a face of the image box that the head touches, or within half a working
+   voxel plus one T1 voxel of a cut inside the box: that is a cut, not skin.
+
+Detection rules
+---------------
+* **No head**: the thresholded head is smaller than 0.2 L (or the image is
+  flat) -> :class:`~tmsplan.errors.HeadSurfaceError`.
+* **Skull-stripped**: the filled head is brain-sized (< 2.2 L; adult brain
+  masks are 1.1-1.9 L, whole heads with the neck cut are about 3-5 L) *and* at
+  least 80 % of the voxels outside it hold exactly the image minimum (skull
+  stripping tools write 0 there, while raw T1s have a noisy background) ->
+  :class:`~tmsplan.errors.HeadSurfaceError` asking for the T1 before brain
+  extraction. A brain-sized head with a noisy background only gets a note.
+* **Defaced** (best effort, assumes the world frame is roughly anatomical RAS,
+  as scanner and template frames are): near the mid-sagittal plane of the head
+  (|x - x_centre| < 20 mm) compare the most anterior point of the head in the
+  forehead band (60-90 mm below the top of the head) with that in the face
+  band (105-145 mm below the top: nose to upper lip). An intact face reaches
+  at least about as far forward as the forehead (the nose protrudes); when it
+  lies more than 20 mm behind the forehead, or the face band is empty while the
+  head continues below it, the face was removed. When the image does not reach
+  the face band, defacing is not assessed (``False``, with a note).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+import trimesh
+
+from tmsplan.errors import HeadSurfaceError
+from tmsplan.images import ImageLike, check_img
+
+__all__ = ["ScalpSurface", "head_mask_img", "scalp_surface", "surface_from_mask"]
+
+# Tunables (millimetres unless said otherwise).
+_WORKING_MM = 2.0  # default working voxel size for the mask
+_BLUR_MM = 1.5  # Gaussian sigma before thresholding
+_CAVITY_CLOSE_MM = 6.0  # closing radius that seals ear canals, nostrils
+_LOW_FRACTION = 0.5  # topology threshold: background + this x (Otsu - background)
+_SKIN_DEPTH_MM = 3.0  # depth below the head mask that may be outside the skin
+_EPS = 0.02  # clamp of the signed skin field (units of the head contrast)
+_MIN_HEAD_L = 0.2  # below this: no head found
+_BRAIN_SIZED_L = 2.2  # below this: brain-sized
+_ZERO_BACKGROUND = 0.8  # fraction of exactly-minimum voxels outside the head
+_CUT_MIN_MM2 = 500.0  # padding cut: at least this contact area
+_CUT_MAX_SHARE = 0.4  # ... and at most this share of the head boundary
+_FOV_TOL_VOX = 1.0  # fov_boundary: within this many T1 voxels of a cut face
+_DEFACE_MIDLINE_MM = 20.0
+_DEFACE_REF_BAND = (60.0, 90.0)  # below the top of the head: forehead
+_DEFACE_FACE_BAND = (105.0, 145.0)  # below the top of the head: nose to lip
+_DEFACE_RECESS_MM = 20.0
+_TAUBIN_LAMBDA = 0.5
+_TAUBIN_NU = 0.52  # 0 < 1/lambda - 1/nu < 0.1: no shrinkage
+
+_DIRECTION_NAMES = {
+    (0, 1): "right",
+    (0, -1): "left",
+    (1, 1): "front",
+    (1, -1): "back",
+    (2, 1): "top",
+    (2, -1): "bottom",
+}
+
+
+@dataclass(frozen=True)
+class ScalpSurface:
+    """The outer skin surface of a head image.
+
+    Attributes
+    ----------
+    mesh : trimesh.Trimesh
+        Closed (watertight) single-component triangle mesh, vertices ``(n, 3)``
+        float64 in world RAS+ millimetres of the image (frame ``frame``), faces
+        wound so normals point outward; built with ``process=False``.
+    frame : str
+        Name of the world frame of the vertices (``"T1w"``, ``"MNI152NLin6Asym"``).
+    fov_boundary : (n,) bool
+        True for vertices lying where the image's field of view cuts the head
+        (e.g. the neck floor): these are not skin and must not be used as coil
+        positions.
+    defaced : bool
+        True when the face looks removed (best-effort rule in the module
+        docstring).
+    notes : tuple of str
+        Human-readable warnings (e.g. the head touches the top of the field of
+        view).
+    """
+
+    mesh: trimesh.Trimesh
+    frame: str
+    fov_boundary: np.ndarray
+    defaced: bool
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _HeadModel:
+    """Intermediate result shared by :func:`scalp_surface` and :func:`head_mask_img`."""
+
+    field: np.ndarray  # (wi, wj, wk) float32 signed skin field, > 0 inside
+    factors: tuple[int, int, int]  # block-average factor per voxel axis
+    shape: tuple[int, int, int]  # shape of the T1
+    affine: np.ndarray  # (4, 4) voxel -> world of the T1
+    touched: tuple[tuple[int, int], ...]  # (axis, side) faces the head touches
+    cut: np.ndarray  # (wi, wj, wk) bool: empty padding voxels that cut the head
+    defaced: bool
+    notes: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _Clock:
+    """Stage timer for the benchmark: adds seconds per stage to a dict (or does nothing)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        import time
+
+        self._time = time.perf_counter
+        self._timings = timings
+        self._last = self._time()
+
+    def lap(self, stage: str) -> None:
+        now = self._time()
+        if self._timings is not None:
+            self._timings[stage] = self._timings.get(stage, 0.0) + now - self._last
+        self._last = now
+
+
+def _zooms(affine: np.ndarray) -> np.ndarray:
+    return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+
+
+def _working_factors(zooms: np.ndarray, working_mm: float | None) -> tuple[int, int, int]:
+    if working_mm is None:
+        return (1, 1, 1)
+    return tuple(max(1, int(np.floor(working_mm / z + 0.25))) for z in zooms)  # type: ignore[return-value]
+
+
+def _block_mean(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
+    """Average ``factors``-sized blocks (edge-padded to a multiple), float32."""
+    if factors == (1, 1, 1):
+        return np.asarray(data, dtype=np.float32)
+    pads = [(0, (-n) % f) for n, f in zip(data.shape, factors, strict=True)]
+    if any(p[1] for p in pads):
+        data = np.pad(data, pads, mode="edge")
+    s, f = data.shape, factors
+    blocks = data.reshape(s[0] // f[0], f[0], s[1] // f[1], f[1], s[2] // f[2], f[2])
+    return blocks.mean(axis=(1, 3, 5), dtype=np.float32)
+
+
+def _face_index(axis: int, side: int, ndim: int = 3) -> tuple:
+    index = [slice(None)] * ndim
+    index[axis] = 0 if side == 0 else -1
+    return tuple(index)
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask)
+    if count <= 1:
+        return labels > 0
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes))
+
+
+def _close(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarray:
+    """Morphological closing with a Euclidean ball (edge-replicated borders)."""
+    from scipy import ndimage
+
+    pad = [int(np.ceil(radius_mm / s)) + 1 for s in spacing]
+    padded = np.pad(mask, [(p, p) for p in pad], mode="edge")
+    if not padded.any():
+        return mask.copy()
+    dilated = ndimage.distance_transform_edt(~padded, sampling=spacing) <= radius_mm
+    if dilated.all():
+        closed = dilated
+    else:
+        closed = ndimage.distance_transform_edt(dilated, sampling=spacing) > radius_mm
+    crop = tuple(slice(p, p + n) for p, n in zip(pad, mask.shape, strict=True))
+    return closed[crop] | mask
+
+
+def _fill_sealed(
+    mask: np.ndarray,
+    touched: tuple[tuple[int, int], ...],
+    spacing: np.ndarray,
+    cut: np.ndarray,
+) -> np.ndarray:
+    """3-D hole fill where faces touched by the head are sealed by lids.
+
+    The lid of a touched face is its cut cross-section, closed (2-D, cavity
+    radius) and hole-filled, placed one voxel beyond the face. Voxels of ``cut``
+    (empty padding that cuts the head inside the box) are lids too. Cavities
+    open to the outside only through a cut become holes and are filled.
+    """
+    from scipy import ndimage
+
+    padded = np.pad(mask | cut, 1)
+    for axis, side in touched:
+        others = [a for a in range(3) if a != axis]
+        section = mask[_face_index(axis, side)]
+        lid = ndimage.binary_fill_holes(_close(section, _CAVITY_CLOSE_MM, spacing[others]))
+        index = [slice(1, -1)] * 3
+        index[axis] = 0 if side == 0 else -1
+        padded[tuple(index)] |= lid
+    return ndimage.binary_fill_holes(padded)[1:-1, 1:-1, 1:-1] & ~cut
+
+
+def _padding_cut(
+    head: np.ndarray, bright: np.ndarray, empty: np.ndarray, spacing: np.ndarray
+) -> np.ndarray:
+    """Empty padding that cuts the head inside the image box (see the module docstring).
+
+    ``empty`` marks working voxels whose whole block holds exactly the image
+    minimum. Where such voxels touch bright head tissue (a jump with no
+    partial-volume fall-off) over more than ``_CUT_MIN_MM2`` but less than
+    ``_CUT_MAX_SHARE`` of the head's boundary, the empty region is a cut (zero
+    padding of a conformed or resampled image, a defacing mask): the empty
+    voxels against the head (closed by the cavity radius) are returned as a
+    lid. Cavities wider than the closing that the cut exposes stay open (pits).
+    A head whose whole boundary meets exact zeros has a clean background, not
+    a cut: nothing is returned.
+    """
+    from scipy import ndimage
+
+    cross = ndimage.generate_binary_structure(3, 1)
+    contact = empty & ndimage.binary_dilation(head & bright, cross)
+    boundary = head & ~ndimage.binary_erosion(head, cross, border_value=1)
+    face_mm2 = float(np.prod(spacing)) / float(np.min(spacing))
+    count = int(contact.sum())
+    if count * face_mm2 < _CUT_MIN_MM2 or count > _CUT_MAX_SHARE * int(boundary.sum()):
+        return np.zeros(head.shape, dtype=bool)
+    # The lid: the empty voxels against the head with its small openings closed, so the
+    # dark skull and narrow cavities exposed by the cut are covered, not only bright skin.
+    return empty & ndimage.binary_dilation(_close(head, _CAVITY_CLOSE_MM, spacing), cross)
+
+
+def _touched_faces(
+    mask: np.ndarray, data: np.ndarray, level: float, min_voxels: int = 3
+) -> tuple[tuple[int, int], ...]:
+    """Faces of the box that the head touches: on the working grid and in the T1's own slice."""
+    faces = []
+    for axis in range(3):
+        for side in (0, 1):
+            if (
+                int(mask[_face_index(axis, side)].sum()) >= min_voxels
+                and int((data[_face_index(axis, side)] > level).sum()) >= min_voxels
+            ):
+                faces.append((axis, side))
+    return tuple(faces)
+
+
+def _face_direction(affine: np.ndarray, axis: int, side: int) -> str:
+    vector = affine[:3, axis] * (1.0 if side == 1 else -1.0)
+    world_axis = int(np.argmax(np.abs(vector)))
+    return _DIRECTION_NAMES[(world_axis, 1 if vector[world_axis] > 0 else -1)]
+
+
+def _work_to_index(factors: tuple[int, int, int]) -> np.ndarray:
+    """(4, 4) map from working-grid indices to T1 voxel indices (block centres)."""
+    f = np.asarray(factors, dtype=np.float64)
+    out = np.eye(4)
+    out[:3, :3] = np.diag(f)
+    out[:3, 3] = (f - 1.0) / 2.0
+    return out
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def _check_not_stripped(volume_l: float, zero_outside: float, name: str, notes: list[str]) -> None:
+    if volume_l >= _BRAIN_SIZED_L:
+        return
+    if zero_outside >= _ZERO_BACKGROUND:
+        raise HeadSurfaceError(
+            f"{name}: this looks like a brain-extracted (skull-stripped) image: the head is "
+            f"{volume_l:.2f} L, brain-sized, and {100 * zero_outside:.0f}% of the background "
+            "is exactly zero, so there is no scalp to place a coil on; give the T1 before "
+            "brain extraction (with skin and skull)."
+        )
+    notes.append(
+        f"the head is only {volume_l:.2f} L (brain-sized); check that the image is a "
+        "whole-head T1 and not skull-stripped or cut by a small field of view"
+    )
+
+
+def _detect_defacing(
+    mask: np.ndarray, work_affine: np.ndarray, fov_min_z: float, notes: list[str]
+) -> bool:
+    """Best-effort defacing rule (see the module docstring)."""
+    ijk = np.argwhere(mask)
+    xyz = ijk @ work_affine[:3, :3].T + work_affine[:3, 3]
+    z_top = float(xyz[:, 2].max())
+    midline = np.abs(xyz[:, 0] - float(np.median(xyz[:, 0]))) < _DEFACE_MIDLINE_MM
+    z, y = xyz[midline, 2], xyz[midline, 1]
+    ref_lo, ref_hi = z_top - _DEFACE_REF_BAND[1], z_top - _DEFACE_REF_BAND[0]
+    face_lo, face_hi = z_top - _DEFACE_FACE_BAND[1], z_top - _DEFACE_FACE_BAND[0]
+    if fov_min_z > face_lo:
+        notes.append("the image does not reach the face, so defacing was not assessed")
+        return False
+    in_ref = (z >= ref_lo) & (z <= ref_hi)
+    in_face = (z >= face_lo) & (z <= face_hi)
+    if not in_ref.any():
+        return False
+    if not in_face.any():
+        return bool((z < face_lo).any())
+    return bool(y[in_face].max() < y[in_ref].max() - _DEFACE_RECESS_MM)
+
+
+def _skin_level(
+    work: np.ndarray,
+    filled: np.ndarray,
+    outside: np.ndarray,
+    spacing: np.ndarray,
+    threshold: float,
+    low_threshold: float,
+) -> float:
+    """Intensity at which the skin surface is placed: half-way between air and skin.
+
+    Air is the median of the background (voxels more than one voxel outside the
+    head); skin is the median of the voxel layer about 3 mm under the head
+    mask's boundary (past the partial-volume rim), from the unblurred working
+    image.
+    For a blurred step edge the half-way level sits on the true edge, whereas
+    Otsu's threshold (pulled down by dark skull and CSF) sits outside it. The
+    level is kept within [low threshold, 2 x Otsu - low threshold].
+    """
+    from scipy import ndimage
+
+    cross = ndimage.generate_binary_structure(3, 1)
+    steps = max(1, int(round(2.5 / float(spacing.min()))))
+    inner = ndimage.binary_erosion(filled, cross, iterations=steps, border_value=1)
+    layer = inner & ~ndimage.binary_erosion(inner, cross, border_value=1)
+    skin, air = work[layer], work[outside]
+    if skin.size < 10 or air.size < 10:
+        return threshold
+    level = 0.5 * (float(np.median(air)) + float(np.median(skin)))
+    return float(np.clip(level, low_threshold, threshold + (threshold - low_threshold)))
+
+
+# --------------------------------------------------------------------------- head model
+
+
+def _head_model(
+    t1: ImageLike, name: str, working_mm: float | None, timings: dict[str, float] | None = None
+) -> _HeadModel:
+    from scipy import ndimage
+    from skimage.filters import apply_hysteresis_threshold, threshold_otsu
+
+    if working_mm is not None and not (np.isfinite(working_mm) and working_mm > 0):
+        raise ValueError(f"working_mm must be a positive number or None, got {working_mm!r}")
+    clock = _Clock(timings)
+    img = check_img(t1, name=name)
+    clock.lap("load")
+    affine = np.asarray(img.affine, dtype=np.float64)
+    data = np.asarray(img.dataobj)
+    shape = tuple(int(n) for n in data.shape)
+    factors = _working_factors(_zooms(affine), working_mm)
+    work_affine = affine @ _work_to_index(factors)
+    spacing = _zooms(work_affine)
+    voxel_l = float(np.prod(spacing)) / 1e6
+
+    work = _block_mean(data, factors)
+    minimum_share = _block_mean(data == data.min(), factors)
+    blurred = ndimage.gaussian_filter(work, np.maximum(_BLUR_MM / spacing, 0.5), mode="nearest")
+    low, high = np.percentile(blurred, [0.1, 99.9])
+    if not high > low:
+        raise HeadSurfaceError(
+            f"{name}: no head found: the image is flat (one intensity everywhere); "
+            "give a whole-head T1."
+        )
+    threshold = float(threshold_otsu(np.clip(blurred, low, high), nbins=256))
+    background = float(np.percentile(blurred, 1.0))
+    # Topology uses a lower, hysteresis threshold (dim skin at the neck and face still
+    # closes the head); the skin position uses the Otsu level (half-way across the edge).
+    low_threshold = background + _LOW_FRACTION * (threshold - background)
+    above = apply_hysteresis_threshold(blurred, low_threshold, threshold)
+
+    cross = ndimage.generate_binary_structure(3, 1)
+    core = _largest_component(ndimage.binary_opening(above, cross))
+    if not core.any():
+        core = _largest_component(above)
+    head = above & ndimage.binary_dilation(core, cross)
+    if head.sum() * voxel_l < _MIN_HEAD_L:
+        raise HeadSurfaceError(
+            f"{name}: no head found: the largest bright region is "
+            f"{head.sum() * voxel_l * 1000:.0f} mL, far smaller than a head; "
+            "give a whole-head T1 (not a mask, a map or a cropped image)."
+        )
+
+    touched = _touched_faces(head, data, low_threshold)
+    cut = _padding_cut(head, work > threshold, minimum_share >= 0.999, spacing)
+    closed = _close(head, _CAVITY_CLOSE_MM, spacing) & ~cut
+    cavities = _fill_sealed(closed, touched, spacing, cut) & ~closed
+    filled = _fill_sealed(head | cavities, touched, spacing, cut)
+
+    notes: list[str] = []
+    outside = ~ndimage.binary_dilation(filled, cross)
+    zero_outside = float(minimum_share[outside].mean()) if outside.any() else 0.0
+    _check_not_stripped(float(filled.sum()) * voxel_l, zero_outside, name, notes)
+    if cut.any():
+        notes.append(
+            "the head is cut by an empty (exactly zero) region inside the image box (zero "
+            "padding or a defacing mask); that cut is not skin and is flagged in fov_boundary"
+        )
+    for axis, side in touched:
+        where = _face_direction(affine, axis, side)
+        if where == "bottom":
+            notes.append(
+                "the field of view cuts the head at the bottom (neck); that floor is not "
+                "skin and is flagged in fov_boundary"
+            )
+        else:
+            notes.append(
+                f"the head touches the {where} of the field of view: the skin there is cut "
+                "off and flagged in fov_boundary; do not plan coil positions there"
+            )
+
+    corners = np.array(
+        [
+            [i, j, k]
+            for i in (-0.5, shape[0] - 0.5)
+            for j in (-0.5, shape[1] - 0.5)
+            for k in (-0.5, shape[2] - 0.5)
+        ]
+    )
+    fov_min_z = float((corners @ affine[:3, :3].T + affine[:3, 3])[:, 2].min())
+    defaced = _detect_defacing(filled, work_affine, fov_min_z, notes)
+    if defaced:
+        notes.append(
+            "the face looks removed (defaced): the surface in front of and below the eyes "
+            "is the defacing cut, not skin"
+        )
+
+    level = _skin_level(work, filled, outside, spacing, threshold, low_threshold)
+    scale = max(level - background, 1e-12 * max(abs(level), 1.0))
+    field = (blurred - np.float32(level)) / np.float32(scale)
+    # Below-level voxels reachable from the outside within _SKIN_DEPTH_MM keep their values
+    # (the partial-volume skin edge); every other voxel of the head is made positive.
+    steps = max(1, int(np.ceil(_SKIN_DEPTH_MM / float(spacing.min()))))
+    edge = ndimage.binary_dilation(
+        ~filled & ~cut, cross, iterations=steps, mask=filled & (field < 0)
+    )
+    field = np.where(filled & ~edge, np.maximum(field, _EPS), field)
+    field = np.where(filled, field, np.minimum(field, -_EPS)).astype(np.float32)
+    clock.lap("mask")
+    return _HeadModel(
+        field=field,
+        factors=factors,
+        shape=shape,  # type: ignore[arg-type]
+        affine=affine,
+        touched=touched,
+        cut=cut,
+        defaced=defaced,
+        notes=tuple(notes),
+    )
+
+
+# --------------------------------------------------------------------------- meshing
+
+
+def _pad_closed(field: np.ndarray) -> np.ndarray:
+    """Pad by one voxel with the negated edge values (surface closes on the box face)."""
+    padded = np.pad(field, 1, mode="edge")
+    inner = np.zeros(padded.shape, dtype=bool)
+    inner[1:-1, 1:-1, 1:-1] = True
+    padded[~inner] = -np.maximum(np.abs(padded[~inner]), _EPS)
+    return padded
+
+
+def _keep_largest(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(vertices)
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]])
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    count, labels = connected_components(graph, directed=False)
+    if count == 1:
+        return vertices, faces
+    face_labels = labels[faces[:, 0]]
+    keep_label = int(np.argmax(np.bincount(face_labels, minlength=count)))
+    faces = faces[face_labels == keep_label]
+    used = np.unique(faces)
+    remap = np.full(n, -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return vertices[used], remap[faces]
+
+
+def _mesh_from_field(
+    field: np.ndarray,
+    work_to_world: np.ndarray,
+    work_to_index: np.ndarray,
+    shape: tuple[int, int, int],
+    *,
+    target_faces: int,
+    smooth_iterations: int,
+    timings: dict[str, float] | None = None,
+) -> tuple[trimesh.Trimesh, np.ndarray]:
+    """Zero level set of ``field`` -> closed outward world mesh and T1 voxel coordinates.
+
+    Returns
+    -------
+    mesh : trimesh.Trimesh
+        World RAS+ mm, outward winding, process=False.
+    index : (n, 3) float64
+        Vertex positions in T1 voxel indices.
+    """
+    from fast_simplification import simplify
+    from skimage.measure import marching_cubes
+    from trimesh.smoothing import filter_taubin, laplacian_calculation
+
+    clock = _Clock(timings)
+    padded = _pad_closed(field)
+    padded[padded == 0.0] = np.float32(1e-6)  # no vertex exactly on a voxel: no degenerate faces
+    vertices, faces, _, _ = marching_cubes(padded, level=0.0, allow_degenerate=False)
+    vertices = vertices.astype(np.float64) - 1.0
+    faces = faces.astype(np.int64)
+    vertices, faces = _keep_largest(vertices, faces)
+    index = vertices @ work_to_index[:3, :3].T + work_to_index[:3, 3]
+    index = np.clip(index, -0.5, np.asarray(shape, dtype=np.float64) - 0.5)
+    index_to_world = work_to_world @ np.linalg.inv(work_to_index)
+    world = index @ index_to_world[:3, :3].T + index_to_world[:3, 3]
+
+    mesh = trimesh.Trimesh(vertices=world, faces=faces, process=False)
+    clock.lap("marching_cubes")
+    if smooth_iterations > 0:
+        operator = laplacian_calculation(mesh, equal_weight=True)
+        filter_taubin(
+            mesh,
+            lamb=_TAUBIN_LAMBDA,
+            nu=_TAUBIN_NU,
+            iterations=2 * int(smooth_iterations),
+            laplacian_operator=operator,
+        )
+    clock.lap("smoothing")
+    vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    if target_faces and len(faces) > target_faces:
+        vertices, faces = simplify(vertices, faces, target_count=int(target_faces))
+        vertices = np.asarray(vertices, dtype=np.float64)
+        faces = np.asarray(faces, dtype=np.int64)
+        vertices, faces = _keep_largest(vertices, faces)
+    clock.lap("decimation")
+    # Smoothing can push the cut floor a fraction of a voxel out of the box: put it back.
+    world_to_index = np.linalg.inv(index_to_world)
+    index = vertices @ world_to_index[:3, :3].T + world_to_index[:3, 3]
+    index = np.clip(index, -0.5, np.asarray(shape, dtype=np.float64) - 0.5)
+    vertices = index @ index_to_world[:3, :3].T + index_to_world[:3, 3]
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    if mesh.volume < 0:  # closed mesh: outward normals <=> positive signed volume
+        mesh = trimesh.Trimesh(vertices=vertices, faces=faces[:, ::-1].copy(), process=False)
+    return mesh, index
+
+
+def _check_target_faces(target_faces: int) -> int:
+    if isinstance(target_faces, bool) or not isinstance(target_faces, (int, np.integer)):
+        raise ValueError(f"target_faces must be an integer, got {target_faces!r}")
+    if target_faces < 100:
+        raise ValueError(f"target_faces must be at least 100, got {target_faces}")
+    return int(target_faces)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def head_mask_img(
+    t1: ImageLike, *, name: str = "--t1", working_mm: float | None = _WORKING_MM
+) -> nib.Nifti1Image:
+    """Filled head mask (skin and everything inside it) on the T1 grid.
+
+    Parameters
+    ----------
+    t1 : str, os.PathLike or nibabel image
+        Whole-head T1 (not skull-stripped).
+    name : str
+        Argument name used in error messages.
+    working_mm : float or None
+        Working voxel size of the mask steps (see the module docstring);
+        ``None`` works on the native grid.
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        uint8, 1 inside the head, on the T1's grid and affine. Air cavities
+        (sinuses, ear canals, airway) are inside; one connected component
+        without holes.
+
+    Raises
+    ------
+    HeadSurfaceError
+        No head found, or the image is skull-stripped.
+    """
+    from scipy import ndimage
+
+    model = _head_model(t1, name, working_mm)
+    f = np.asarray(model.factors, dtype=np.float64)
+    # T1 index i -> working index (i - (f - 1) / 2) / f: trilinear upsampling of the field.
+    upsampled = ndimage.affine_transform(
+        model.field,
+        np.diag(1.0 / f),
+        offset=-(f - 1.0) / (2.0 * f),
+        output_shape=model.shape,
+        order=1,
+        mode="nearest",
+    )
+    mask = ndimage.binary_fill_holes(_largest_component(upsampled > 0))
+    out = nib.Nifti1Image(mask.astype(np.uint8), model.affine)
+    out.set_sform(model.affine, code=1)
+    out.set_qform(model.affine, code=1)
+    return out
+
+
+def scalp_surface(
+    t1: ImageLike,
+    *,
+    frame: str = "T1w",
+    name: str = "--t1",
+    target_faces: int = 60000,
+    working_mm: float | None = _WORKING_MM,
+    smooth_iterations: int = 10,
+) -> ScalpSurface:
+    """Extract the scalp (outer skin) surface of a whole-head T1.
+
+    Parameters
+    ----------
+    t1 : str, os.PathLike or nibabel image
+        Whole-head T1 (with skin; not skull-stripped). Any voxel order
+        (RAS, LAS, LPS, oblique) and anisotropic voxels are fine.
+    frame : str
+        Name of the image's world frame, stored on the result
+        (``"T1w"`` for a patient, ``"MNI152NLin6Asym"`` for the bundled head).
+    name : str
+        Argument name used in error messages.
+    target_faces : int
+        Upper bound of the number of faces after decimation.
+    working_mm : float or None
+        Working voxel size of the mask steps (default 2 mm; smaller voxels are
+        block-averaged by an integer factor). ``None`` works on the native grid.
+    smooth_iterations : int
+        Taubin smoothing passes (each a shrink and an inflate step); 0 disables.
+
+    Returns
+    -------
+    ScalpSurface
+        Closed single-component outward mesh in world RAS+ mm of ``t1``, the
+        field-of-view cut flags, the defacing flag and notes.
+
+    Raises
+    ------
+    HeadSurfaceError
+        No head found, the image is skull-stripped, or no closed surface
+        could be made.
+    """
+    return _scalp_surface(
+        t1,
+        frame=frame,
+        name=name,
+        target_faces=target_faces,
+        working_mm=working_mm,
+        smooth_iterations=smooth_iterations,
+    )
+
+
+def _scalp_surface(
+    t1: ImageLike,
+    *,
+    frame: str,
+    name: str,
+    target_faces: int,
+    working_mm: float | None,
+    smooth_iterations: int,
+    timings: dict[str, float] | None = None,
+) -> ScalpSurface:
+    """:func:`scalp_surface` with optional stage timings (seconds) for the benchmark."""
+    if not isinstance(frame, str) or not frame:
+        raise ValueError(f"frame must be a non-empty string, got {frame!r}")
+    target_faces = _check_target_faces(target_faces)
+    model = _head_model(t1, name, working_mm, timings)
+    work_to_index = _work_to_index(model.factors)
+    mesh, index = _mesh_from_field(
+        model.field,
+        model.affine @ work_to_index,
+        work_to_index,
+        model.shape,
+        target_faces=target_faces,
+        smooth_iterations=smooth_iterations,
+        timings=timings,
+    )
+    if not mesh.is_watertight:
+        raise HeadSurfaceError(
+            f"{name}: the scalp surface is not closed after meshing; check the image "
+            "(a whole-head T1 is expected) or retry with working_mm=None."
+        )
+    fov = np.zeros(len(index), dtype=bool)
+    for axis, side in model.touched:
+        if side == 0:
+            fov |= index[:, axis] <= -0.5 + _FOV_TOL_VOX
+        else:
+            fov |= index[:, axis] >= model.shape[axis] - 0.5 - _FOV_TOL_VOX
+    if model.cut.any():
+        from scipy import ndimage
+
+        spacing = _zooms(model.affine @ work_to_index)
+        distance = ndimage.distance_transform_edt(~model.cut, sampling=spacing)
+        work_index = np.linalg.solve(work_to_index, np.c_[index, np.ones(len(index))].T)[:3]
+        near = ndimage.map_coordinates(distance, work_index, order=1, mode="nearest")
+        fov |= near <= 0.5 * float(spacing.max()) + _FOV_TOL_VOX * float(_zooms(model.affine).max())
+    return ScalpSurface(
+        mesh=mesh,
+        frame=frame,
+        fov_boundary=fov,
+        defaced=model.defaced,
+        notes=model.notes,
+    )
+
+
+def surface_from_mask(
+    mask_img: ImageLike,
+    *,
+    frame: str,
+    target_faces: int = 30000,
+    smooth_iterations: int = 10,
+    name: str = "mask",
+) -> trimesh.Trimesh:
+    """Closed outward surface of a binary mask (e.g. the brain, for renders).
+
+    The largest 6-connected component of ``mask > 0.5`` is taken with its
+    internal holes filled, lightly blurred (sigma 0.75 voxel) and meshed at the
+    0.5 level, so the surface lies on the mask's voxel boundary.
+
+    Parameters
+    ----------
+    mask_img : str, os.PathLike or nibabel image
+        Binary mask (values > 0.5 are inside).
+    frame : str
+        Name of the mask's world frame (only checked to be given; the mesh is
+        in that frame's RAS+ mm).
+    target_faces : int
+        Upper bound of the number of faces after decimation.
+    smooth_iterations : int
+        Taubin smoothing passes; 0 disables.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    trimesh.Trimesh
+        Closed single-component mesh, vertices ``(n, 3)`` float64 world RAS+ mm,
+        outward normals, ``process=False``.
+
+    Raises
+    ------
+    HeadSurfaceError
+        The mask is empty.
+    """
+    from scipy import ndimage
+
+    if not isinstance(frame, str) or not frame:
+        raise ValueError(f"frame must be a non-empty string, got {frame!r}")
+    target_faces = _check_target_faces(target_faces)
+    img = check_img(mask_img, name=name, require_signal=False)
+    inside = np.asarray(img.dataobj) > 0.5
+    if not inside.any():
+        raise HeadSurfaceError(
+            f"{name}: the mask is empty (no voxel > 0.5); give a non-empty mask."
+        )
+    solid = ndimage.binary_fill_holes(_largest_component(inside))
+    field = ndimage.gaussian_filter(solid.astype(np.float32), 0.75, mode="constant") - 0.5
+    field = np.where(solid, np.maximum(field, _EPS), np.minimum(field, -_EPS)).astype(np.float32)
+    identity = np.eye(4)
+    mesh, _ = _mesh_from_field(
+        field,
+        np.asarray(img.affine, dtype=np.float64),
+        identity,
+        tuple(int(n) for n in inside.shape),  # type: ignore[arg-type]
+        target_faces=target_faces,
+        smooth_iterations=smooth_iterations,
+    )
+    if not mesh.is_watertight:
+        raise HeadSurfaceError(f"{name}: the mask surface could not be closed; check the mask.")
+    return mesh
