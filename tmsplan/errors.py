@@ -22,6 +22,7 @@ __all__ = [
     "OutputExistsError",
     "RegistrationError",
     "RecordError",
+    "TmsplanWarning",
 ]
 
 
@@ -78,3 +79,7 @@ class RegistrationError(TmsplanError, RuntimeError):
 
 class RecordError(TmsplanError, ValueError):
     """A plan record (target.json) is invalid, of another schema, or inconsistent."""
+
+
+class TmsplanWarning(UserWarning):
+    """Something the user must know, though planning could go on (the CLI prints it)."""

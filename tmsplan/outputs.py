@@ -20,6 +20,13 @@ from tmsplan.errors import OutputExistsError
 __all__ = ["write_text", "write_bytes", "staged_folder", "check_writable"]
 
 
+def _default_mode(*, folder: bool = False) -> int:
+    """Mode a plain ``open()``/``mkdir()`` gives (umask applied); mkstemp/mkdtemp use 0600/0700."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if folder else 0o666) & ~umask
+
+
 def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
     """Refuse an existing output unless ``overwrite``; return the path.
 
@@ -60,6 +67,7 @@ def write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = False
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -103,6 +111,7 @@ def staged_folder(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     check_writable(path, overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.staging.", dir=path.parent))
+    os.chmod(staging, _default_mode(folder=True))
     try:
         yield staging
     except BaseException:

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from tmsplan.errors import FormatError, SpaceError, UnreachableTargetError
+from tmsplan.errors import FormatError, SpaceError, TmsplanWarning, UnreachableTargetError
 from tmsplan.outputs import check_writable
 from tmsplan.record import check_record
 from tmsplan.spaces import LPS_FROM_RAS, SUBJECT_FRAME, CoilPoses, as_points_array, check_rigid
@@ -61,7 +61,7 @@ READ_ATOL = 5e-3
 """Tolerance on ``|R^T R - I|`` when reading: vendor files round to 3-4 decimals."""
 
 
-class ExportWarning(UserWarning):
+class ExportWarning(TmsplanWarning):
     """Something about an export the user should know (a target left out, a header choice)."""
 
 

@@ -1,0 +1,59 @@
+"""Pictures and the HTML report of a plan (the only package that uses pyvista).
+
+Importing this package is cheap: pyvista, VTK, nilearn plotting and matplotlib
+are imported only when a picture is made, offscreen through EGL
+(``VTK_DEFAULT_OPENGL_WINDOW`` defaults to ``vtkEGLRenderWindow``).
+"""
+
+from tmsplan.render.report import (
+    MAX_REPORT_BYTES,
+    REPORT_FILENAME,
+    check_record_t1,
+    handle_angle,
+    make_report,
+    write_report,
+)
+from tmsplan.render.scene import (
+    VIEWS,
+    NoDisplayError,
+    coil_meshes,
+    display_available,
+    group_plotter,
+    isosurface_from_img,
+    plan_plotter,
+    project_to_screen,
+    render_group,
+    render_view_images,
+    render_views,
+    scene_geometry,
+    scene_html,
+    set_view,
+    view,
+)
+from tmsplan.render.slices import render_slices, slices_png
+
+__all__ = [
+    "MAX_REPORT_BYTES",
+    "REPORT_FILENAME",
+    "VIEWS",
+    "NoDisplayError",
+    "check_record_t1",
+    "display_available",
+    "coil_meshes",
+    "group_plotter",
+    "handle_angle",
+    "isosurface_from_img",
+    "make_report",
+    "plan_plotter",
+    "project_to_screen",
+    "render_group",
+    "render_slices",
+    "render_view_images",
+    "render_views",
+    "scene_geometry",
+    "scene_html",
+    "set_view",
+    "slices_png",
+    "view",
+    "write_report",
+]

@@ -1,0 +1,84 @@
+"""Lazy, headless-safe access to pyvista for the rendering layer.
+
+pyvista (and VTK) are imported only when a picture is made, never when
+:mod:`tmsplan.render` is imported. Before the first import the VTK window class
+defaults to ``vtkEGLRenderWindow``, which renders offscreen through EGL with the
+Mesa software renderer and needs no X server.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from types import ModuleType
+
+import numpy as np
+
+EGL_WINDOW = "vtkEGLRenderWindow"
+
+
+def pyvista(*, offscreen: bool = True) -> ModuleType:
+    """Import and return :mod:`pyvista`, set up for offscreen rendering.
+
+    Parameters
+    ----------
+    offscreen : bool
+        When True (pictures, reports), ``VTK_DEFAULT_OPENGL_WINDOW`` defaults to
+        ``vtkEGLRenderWindow`` (``setdefault``: a value the user set is kept).
+        An interactive window (:func:`tmsplan.render.view`) passes False.
+    """
+    if offscreen:
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", EGL_WINDOW)
+    import pyvista as pv
+
+    return pv
+
+
+def png_bytes(
+    image: np.ndarray, *, max_size: int | None = None, colors: int | None = None
+) -> bytes:
+    """Encode an ``(h, w, 3|4)`` uint8 image as PNG bytes, in memory.
+
+    Parameters
+    ----------
+    image : (h, w, 3) or (h, w, 4) uint8
+    max_size : int, optional
+        Downscale (keeping the aspect ratio) so neither side exceeds it.
+    colors : int, optional
+        Quantise to a palette of this many colours (smaller files).
+    """
+    from PIL import Image
+
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    if picture.mode == "RGBA":
+        picture = picture.convert("RGB")
+    if max_size is not None and max(picture.size) > max_size:
+        scale = max_size / max(picture.size)
+        size = (max(1, round(picture.size[0] * scale)), max(1, round(picture.size[1] * scale)))
+        picture = picture.resize(size, Image.Resampling.LANCZOS)
+    if colors is not None:
+        picture = picture.quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def read_png(data: bytes) -> np.ndarray:
+    """Decode PNG bytes to an ``(h, w, 3)`` uint8 array."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as picture:
+        return np.asarray(picture.convert("RGB"))
+
+
+def is_blank(image: np.ndarray, *, min_std: float = 4.0) -> bool:
+    """True when an image is (nearly) one flat colour: a failed render.
+
+    Parameters
+    ----------
+    image : (h, w, 3) uint8
+    min_std : float
+        Minimum standard deviation of the grey values of a real picture.
+    """
+    grey = np.asarray(image, dtype=np.float64)[..., :3].mean(axis=-1)
+    return bool(grey.std() < min_std)
