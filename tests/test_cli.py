@@ -1,0 +1,166 @@
+"""The command line: one clear line on stderr for every bad input, nothing half-written."""
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+from _phantoms import asymmetric_map
+
+from tmsplan.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _mni_map(tmp_path, data=None, name="map.nii.gz"):
+    """A map on the MNI 2 mm grid (91x109x91)."""
+    from tmsplan.bundled import load_mni_brain_mask
+
+    brain = load_mni_brain_mask(2)
+    values = np.asarray(brain.dataobj, dtype=np.float32) * 5.0 if data is None else data
+    img = nib.Nifti1Image(values, brain.affine)
+    img.set_sform(brain.affine, code=4)
+    path = tmp_path / name
+    nib.save(img, path)
+    return path
+
+
+def _assert_one_line_error(code, err, pattern, out_dir=None):
+    assert code != 0
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("tmsplan: error:"), err
+    assert "Traceback" not in err
+    assert pattern.lower() in lines[0].lower(), lines[0]
+    if out_dir is not None:
+        assert not out_dir.exists()
+        assert not any(p.name.startswith(f".{out_dir.name}") for p in out_dir.parent.iterdir())
+
+
+def test_rois_lists_the_atlas(capsys):
+    code, out, _ = _run(capsys, "rois")
+    assert code == 0
+    for roi_id in ("cocaine_mfg_l", "cocaine_hypothalamus", "heroin_dlpfc_l", "meth_mpfc"):
+        assert roi_id in out
+
+
+def test_missing_activation_file(capsys, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = _run(
+        capsys,
+        "plan",
+        "--activation",
+        str(tmp_path / "nope.nii.gz"),
+        "--roi",
+        "cocaine_mfg_l",
+        "--out",
+        str(out),
+    )
+    _assert_one_line_error(code, err, "does not exist", out)
+
+
+def test_non_nifti_file(capsys, tmp_path):
+    bad = tmp_path / "map.csv"
+    bad.write_text("1,2,3\n")
+    out = tmp_path / "out"
+    code, _, err = _run(
+        capsys, "plan", "--activation", str(bad), "--roi", "cocaine_mfg_l", "--out", str(out)
+    )
+    _assert_one_line_error(code, err, "not a NIfTI", out)
+
+
+def test_truncated_gzip(capsys, tmp_path):
+    path = _mni_map(tmp_path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 3])
+    out = tmp_path / "out"
+    code, _, err = _run(
+        capsys, "plan", "--activation", str(path), "--roi", "cocaine_mfg_l", "--out", str(out)
+    )
+    _assert_one_line_error(code, err, "truncated", out)
+    assert gzip  # the module used to build truncated files elsewhere
+
+
+def test_four_d_map(capsys, tmp_path):
+    img = nib.Nifti1Image(np.ones((8, 8, 8, 3), np.float32), np.eye(4))
+    path = tmp_path / "map4d.nii.gz"
+    nib.save(img, path)
+    out = tmp_path / "out"
+    code, _, err = _run(
+        capsys, "plan", "--activation", str(path), "--roi", "cocaine_mfg_l", "--out", str(out)
+    )
+    _assert_one_line_error(code, err, "4-D", out)
+
+
+def test_all_nan_and_all_zero_maps(capsys, tmp_path):
+    nan = _mni_map(tmp_path, np.full((91, 109, 91), np.nan, np.float32), "nan.nii.gz")
+    zero = _mni_map(tmp_path, np.zeros((91, 109, 91), np.float32), "zero.nii.gz")
+    for path, pattern in ((nan, "only NaN"), (zero, "all zeros")):
+        out = tmp_path / "out"
+        code, _, err = _run(
+            capsys, "plan", "--activation", str(path), "--roi", "cocaine_mfg_l", "--out", str(out)
+        )
+        _assert_one_line_error(code, err, pattern, out)
+
+
+def test_unknown_roi(capsys, tmp_path):
+    path = _mni_map(tmp_path)
+    out = tmp_path / "out"
+    code, _, err = _run(
+        capsys, "plan", "--activation", str(path), "--roi", "cocaine_nowhere", "--out", str(out)
+    )
+    _assert_one_line_error(code, err, "cocaine_nowhere", out)
+    assert "tmsplan rois" in err
+
+
+def test_no_suprathreshold_voxel_in_roi(capsys, tmp_path):
+    data = np.zeros((91, 109, 91), np.float32)
+    data[10:20, 10:20, 10:20] = 6.0  # far from the left MFG
+    path = _mni_map(tmp_path, data)
+    out = tmp_path / "out"
+    code, _, err = _run(
+        capsys, "plan", "--activation", str(path), "--roi", "cocaine_mfg_l", "--out", str(out)
+    )
+    _assert_one_line_error(code, err, "no supra-threshold voxel", out)
+
+
+def test_existing_output_without_force(capsys, tmp_path):
+    path = _mni_map(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    code, _, err = _run(
+        capsys, "plan", "--activation", str(path), "--roi", "cocaine_mfg_l", "--out", str(out)
+    )
+    _assert_one_line_error(code, err, "--force")
+    assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_activation_and_peaks_are_exclusive(capsys, tmp_path):
+    code, _, err = _run(capsys, "plan", "--roi", "cocaine_mfg_l", "--out", str(tmp_path / "o"))
+    _assert_one_line_error(code, err, "exactly one of --activation")
+
+
+def test_usage_error_exit_code(capsys):
+    code, _, err = _run(capsys, "plan", "--nonsense")
+    assert code == 2
+    assert "usage" in err
+
+
+def test_map_in_another_space_is_refused(capsys, tmp_path):
+    # a subject-space map far from MNI space: the ROI does not overlap it
+    img = asymmetric_map()
+    affine = img.affine.copy()
+    affine[:3, 3] += 1000.0
+    moved = nib.Nifti1Image(np.asarray(img.dataobj), affine)
+    moved.set_sform(affine, code=1)
+    path = tmp_path / "elsewhere.nii.gz"
+    nib.save(moved, path)
+    out = tmp_path / "out"
+    code, _, err = _run(
+        capsys, "plan", "--activation", str(path), "--roi", "cocaine_mfg_l", "--out", str(out)
+    )
+    _assert_one_line_error(code, err, "space", out)

@@ -1,0 +1,700 @@
+"""One patient: activation map x ROI -> cortical target -> scalp entry -> coil pose -> record.
+
+:func:`plan_target` computes (pure, nothing written); :func:`write_plan` writes the
+plan folder atomically (``target.json``, navigator files, pictures, report).
+
+Planning modes (one function):
+
+1. group map + ROI in MNI, head = the embedded MNI152 head (no ``t1``);
+2. group map + ROI in MNI, head = the patient's T1 with an MNI->T1 transform
+   (given, or from the built-in registration): the target is chosen in MNI and
+   carried into the patient, where it is re-checked inside the carried ROI;
+3. subject map in the patient's T1 world (``activation_space="T1w"``) with the
+   MNI ROI carried into the patient;
+4. coordinates given by the user (``target_mni`` or ``target_t1``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+from warnings import warn
+
+import nibabel as nib
+import numpy as np
+
+from tmsplan import __version__
+from tmsplan.activation import DEFAULT_THRESHOLD, ActivationTarget, select_target
+from tmsplan.atlas import get_roi, roi_description, roi_mask_img
+from tmsplan.bundled import load_mni_brain_mask, mni_head_path
+from tmsplan.errors import ActivationError, RoiError, SpaceError, TmsplanWarning
+from tmsplan.head import ScalpSurface, scalp_surface
+from tmsplan.images import (
+    ImageLike,
+    check_img,
+    file_sha256,
+    image_source,
+    resample_to_img,
+    voxel_to_world,
+    world_to_voxel,
+)
+from tmsplan.outputs import staged_folder
+from tmsplan.projection import (
+    COIL_AXES,
+    DEFAULT_COIL_SKIN_DISTANCE_MM,
+    DEFAULT_HANDLE_ANGLE_DEG,
+    DEFAULT_MAX_DEPTH_MM,
+    DEFAULT_MIDLINE_MM,
+    DEFAULT_NORMAL_RADIUS_MM,
+    HANDLE_RULE,
+    CoilPlacement,
+    place_coil,
+)
+from tmsplan.record import RECORD_FILENAME, SCHEMA_VERSION, t1_description, write_record
+from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
+
+__all__ = ["Plan", "plan_target", "write_plan", "DISCLAIMER"]
+
+DISCLAIMER = (
+    "tmsplan is a research planning aid: geometry (where, how deep, which way), not an "
+    "E-field model. A clinician must review every target before use."
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A computed plan and the data it was computed from (nothing written yet).
+
+    Attributes
+    ----------
+    record : dict
+        The ``target.json`` content (``outputs`` still empty).
+    scalp : ScalpSurface
+        Scalp surface of the head image, in ``record["space"]``.
+    t1_img : nibabel.Nifti1Image
+        The head image (checked).
+    activation_img : nibabel.Nifti1Image or None
+        The activation map as used (its own grid and frame).
+    layers : dict
+        Images in the head's frame for the pictures: ``activation_img``,
+        ``roi_img``, ``brain_img`` (each may be None).
+    registration : tmsplan.registration.RegistrationResult or None
+        The built-in registration, whose transform files the plan folder keeps.
+    """
+
+    record: dict
+    scalp: ScalpSurface
+    t1_img: nib.Nifti1Image
+    activation_img: nib.Nifti1Image | None = None
+    layers: dict = field(default_factory=dict)
+    registration: Any = None
+
+
+def _image_entry(img: ImageLike | None, checked: nib.Nifti1Image | None) -> dict:
+    if img is None:
+        return {"path": None, "sha256": None}
+    source = image_source(img)
+    if source is None:
+        return {"path": None, "sha256": None}
+    return {"path": str(Path(source).resolve()), "sha256": file_sha256(source)}
+
+
+def _hemisphere_sign(x_mni: float) -> float:
+    if abs(x_mni) <= DEFAULT_MIDLINE_MM:
+        return 0.0
+    return float(np.sign(x_mni))
+
+
+def _hemisphere_name(sign: float) -> str:
+    return {1.0: "right", -1.0: "left", 0.0: "midline"}[float(sign)]
+
+
+def _target_entry(name: str, placement: CoilPlacement, target_mni: np.ndarray | None) -> dict:
+    matrix = placement.pose.matrices[0]
+    return {
+        "name": name,
+        "cortical_mm": np.round(placement.cortical.xyz[0], 4).tolist(),
+        "scalp_mm": np.round(placement.entry.xyz[0], 4).tolist(),
+        "coil_matrix": np.round(matrix, 8).tolist(),
+        "depth_mm": round(placement.depth_mm, 3),
+        "handle_direction": np.round(placement.handle, 8).tolist(),
+        "coil_skin_distance_mm": placement.coil_skin_distance_mm,
+        "cortical_mni_mm": None if target_mni is None else np.round(target_mni, 4).tolist(),
+        "scalp_normal": np.round(placement.normal, 8).tolist(),
+        "reachable": placement.reachable,
+        "unreachable_reason": placement.unreachable_reason,
+        "handle_rule_applied": placement.handle_how,
+        "normal_target_angle_deg": round(placement.normal_target_angle_deg, 3),
+    }
+
+
+def _carry_direction(mni_to_subject, target_mni: np.ndarray, direction) -> np.ndarray:
+    """Unit vector in the T1 frame for an MNI direction at the target (local Jacobian)."""
+    step = 10.0 * np.asarray(direction, dtype=np.float64)
+    ends = Points(np.stack([target_mni - step, target_mni + step]), mni_to_subject.src_frame)
+    moved = mni_to_subject.apply_points(ends).xyz
+    vec = moved[1] - moved[0]
+    return vec / np.linalg.norm(vec)
+
+
+def _snap_into(mask_img: nib.Nifti1Image, xyz: np.ndarray) -> tuple[np.ndarray, float]:
+    """Nearest voxel centre of a binary mask to ``xyz`` (itself when inside); distance mm."""
+    data = np.asarray(mask_img.dataobj) > 0
+    ijk = np.round(world_to_voxel(mask_img.affine, xyz[None])[0]).astype(int)
+    if np.all(ijk >= 0) and np.all(ijk < data.shape) and data[tuple(ijk)]:
+        return xyz, 0.0
+    inside = np.argwhere(data)
+    if inside.size == 0:
+        raise SpaceError("the brain mask carried into the T1 is empty; check the transform.")
+    world = voxel_to_world(mask_img.affine, inside)
+    nearest = int(np.argmin(np.sum((world - xyz) ** 2, axis=1)))
+    return world[nearest], float(np.linalg.norm(world[nearest] - xyz))
+
+
+def _inside(mask_img: nib.Nifti1Image, xyz: np.ndarray, tolerance_mm: float) -> bool:
+    data = np.asarray(mask_img.dataobj) > 0
+    if not data.any():
+        return False
+    world = voxel_to_world(mask_img.affine, np.argwhere(data))
+    return bool(np.min(np.linalg.norm(world - xyz, axis=1)) <= tolerance_mm)
+
+
+def _resolve_transform(
+    t1_img: nib.Nifti1Image, mni_to_t1, xfm_kind, register
+) -> tuple[Any, Any, dict | None]:
+    """The MNI->T1 transform from a file, an object, or the built-in registration."""
+    if mni_to_t1 is not None and register:
+        raise SpaceError("give either --mni-to-t1 or --register, not both.")
+    if mni_to_t1 is not None:
+        from tmsplan.transforms import MniToSubject, load_mni_to_subject
+
+        if isinstance(mni_to_t1, MniToSubject):
+            return mni_to_t1, None, mni_to_t1.describe()
+        xfm = load_mni_to_subject(mni_to_t1, kind=xfm_kind, reference=t1_img)
+        return xfm, None, xfm.describe()
+    if register:
+        from tmsplan.registration import register_mni_to_t1
+
+        kind = "affine" if register is True else register
+        result = register_mni_to_t1(t1_img, kind=kind)
+        return result.mni_to_subject, result, result.describe()
+    return None, None, None
+
+
+def plan_target(
+    activation: ImageLike | None = None,
+    *,
+    roi: str | None = None,
+    roi_mask: ImageLike | None = None,
+    t1: ImageLike | None = None,
+    mni_to_t1: Any = None,
+    xfm_kind: str | None = None,
+    register: bool | Literal["affine", "nonlinear"] = False,
+    activation_space: Literal["MNI", "T1w"] = "MNI",
+    target_mni: Any = None,
+    target_t1: Any = None,
+    subject: str | None = None,
+    target_name: str | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    sign: Literal["positive", "negative", "absolute"] = "positive",
+    rule: Literal["peak", "cog"] = "peak",
+    coil_skin_distance_mm: float = DEFAULT_COIL_SKIN_DISTANCE_MM,
+    handle_angle_deg: float = DEFAULT_HANDLE_ANGLE_DEG,
+    max_depth_mm: float = DEFAULT_MAX_DEPTH_MM,
+    normal_radius_mm: float = DEFAULT_NORMAL_RADIUS_MM,
+    activation_source: dict | None = None,
+) -> Plan:
+    """Plan one TMS target (all planning modes; see the module docstring).
+
+    Parameters
+    ----------
+    activation : str, os.PathLike or nibabel image, optional
+        3-D statistic map (z or t). In MNI152 space unless
+        ``activation_space="T1w"`` (a subject map in the patient's T1 world).
+    roi : str, optional
+        Craving-ROI id from tmsplan's atlas (``tmsplan rois``); MNI152.
+    roi_mask : str, os.PathLike or nibabel image, optional
+        Instead of ``roi``: a binary mask in the same space as the map.
+    t1 : image, optional
+        The patient's head T1. ``None``: the embedded whole-head
+        MNI152NLin6Asym T1 (1 mm), and everything is in MNI space.
+    mni_to_t1 : path or tmsplan.transforms.MniToSubject, optional
+        MNI -> T1 transform (plain affine, ITK/ANTs .mat/.txt/.h5, FSL .mat).
+    xfm_kind : {"affine", "itk", "fsl"}, optional
+        Force the transform reader.
+    register : bool or {"affine", "nonlinear"}
+        Register the embedded MNI head to ``t1`` instead of ``mni_to_t1``.
+    activation_space : {"MNI", "T1w"}
+        Space of ``activation`` (and of ``roi_mask``).
+    target_mni, target_t1 : (3,) float, optional
+        Coordinates given by the user (mode 4), in MNI152 or T1 world mm; no
+        activation map is used.
+    subject : str, optional
+        Subject label stored in the record.
+    target_name : str, optional
+        Name of the target in exports (default: the ROI id).
+    threshold, sign, rule
+        See :func:`tmsplan.activation.select_target`.
+    coil_skin_distance_mm, handle_angle_deg, max_depth_mm, normal_radius_mm
+        See :func:`tmsplan.projection.place_coil`.
+    activation_source : dict, optional
+        Provenance of a generated map (e.g. the peak table it was built from).
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    TmsplanError
+        Any invalid input, with a message saying what to do.
+    """
+    given = [x is not None for x in (activation, target_mni, target_t1)]
+    if sum(given) != 1:
+        raise ActivationError(
+            "give exactly one of: an activation map (--activation/--peaks), "
+            "--target-mni or --target-t1."
+        )
+    if activation is not None and (roi is None) == (roi_mask is None):
+        raise RoiError("give exactly one of roi (an atlas id, see 'tmsplan rois') or roi_mask.")
+    if activation_space not in ("MNI", "T1w"):
+        raise SpaceError(f"activation_space must be 'MNI' or 'T1w', got {activation_space!r}.")
+    warnings: list[str] = []
+
+    # -- the head and the MNI -> head transform ------------------------------------
+    act_img = None
+    if activation is not None:
+        act_img = check_img(activation, name="--activation", nan_policy="zero")
+    roi_obj = get_roi(roi) if roi is not None else None
+    if t1 is None:
+        if activation_space == "T1w" or target_t1 is not None:
+            raise SpaceError("a subject-space map or --target-t1 needs the patient's T1 (--t1).")
+        if mni_to_t1 is not None or register:
+            raise SpaceError("--mni-to-t1/--register need the patient's T1 (--t1).")
+        frame, head_source = MNI_FRAME, mni_head_path(1)
+    else:
+        frame, head_source = SUBJECT_FRAME, t1
+    t1_img = check_img(head_source, name="--t1")
+    mni_to_subject, registration, transform_info = (
+        _resolve_transform(t1_img, mni_to_t1, xfm_kind, register)
+        if t1 is not None
+        else (None, None, None)
+    )
+    needs_mni = (
+        roi_obj is not None
+        or target_mni is not None
+        or (activation is not None and activation_space == "MNI")
+    )
+    if t1 is not None and needs_mni and mni_to_subject is None:
+        raise SpaceError(
+            "planning in a patient's T1 from MNI-space inputs (atlas ROI, group map or "
+            "--target-mni) needs an MNI->T1 transform: pass --mni-to-t1 XFM (fMRIPrep's "
+            "from-MNI152NLin2009cAsym_to-T1w_mode-image_xfm.h5, an FSL .mat or a 4x4 "
+            "matrix) or --register to run the built-in registration."
+        )
+    carried = t1 is not None and mni_to_subject is not None
+
+    def to_head(points_mni: Points) -> Points:
+        return mni_to_subject.apply_points(points_mni) if carried else points_mni
+
+    # -- the cortical target ----------------------------------------------------------
+    chosen: ActivationTarget | None = None
+    roi_info: dict | None = None
+    roi_label = "the ROI"
+    mask_img = None  # ROI on the activation map's grid
+    roi_head_img = None  # ROI on the head's grid (for checks and pictures)
+    if roi_obj is not None:
+        roi_info = roi_description(roi_obj)
+        roi_label = f"ROI {roi_obj.id}"
+    if activation is not None:
+        if roi_obj is not None:
+            if activation_space == "MNI":
+                mask_img = roi_mask_img(roi_obj, act_img)
+            else:
+                roi_mni = roi_mask_img(roi_obj, load_mni_brain_mask(1))
+                mask_img = mni_to_subject.resample_to_subject(
+                    roi_mni, act_img, interpolation="nearest"
+                )
+        else:
+            mask_img = resample_to_img(
+                check_img(roi_mask, name="--roi-mask"),
+                act_img,
+                interpolation="nearest",
+                source_name="--roi-mask",
+                target_name="--activation",
+            )
+            roi_info = {"id": None, "mask": _image_entry(roi_mask, None)}
+            roi_label = "the ROI mask"
+        act_frame = MNI_FRAME if activation_space == "MNI" else SUBJECT_FRAME
+        chosen = select_target(
+            act_img,
+            mask_img,
+            frame=act_frame,
+            threshold=threshold,
+            sign=sign,
+            rule=rule,
+            roi_label=roi_label,
+        )
+        warnings.extend(chosen.notes)
+        if activation_space == "MNI":
+            target_head = to_head(chosen.target)
+        else:
+            target_head = chosen.target
+    elif target_mni is not None:
+        target_head = to_head(Points(target_mni, MNI_FRAME))
+    else:
+        target_head = Points(target_t1, SUBJECT_FRAME)
+
+    # MNI coordinates of the target (stored with the patient-space ones)
+    if frame == MNI_FRAME:
+        target_mni_xyz = target_head.xyz[0]
+    elif carried:
+        target_mni_xyz = mni_to_subject.inverse_points(target_head).xyz[0]
+    else:
+        target_mni_xyz = None
+        warnings.append(
+            "no MNI->T1 transform: the target's MNI coordinates are unknown, and the handle "
+            "rule uses the T1's world axes (assumes the head is roughly aligned with them)."
+        )
+
+    # -- after a warp: back into the brain, and still inside the ROI -----------------
+    snap_mm = 0.0
+    brain_img = load_mni_brain_mask(1)
+    if carried:
+        brain_img = mni_to_subject.resample_to_subject(brain_img, t1_img, interpolation="nearest")
+        snapped, snap_mm = _snap_into(brain_img, target_head.xyz[0])
+        if snap_mm > 0:
+            warnings.append(
+                f"the carried target fell {snap_mm:.1f} mm outside the brain mask carried "
+                "into the T1; it was snapped to the nearest brain voxel."
+            )
+            target_head = Points(snapped, SUBJECT_FRAME)
+            target_mni_xyz = mni_to_subject.inverse_points(target_head).xyz[0]
+        if roi_obj is not None:
+            roi_head_img = mni_to_subject.resample_to_subject(
+                roi_mask_img(roi_obj, load_mni_brain_mask(1)), t1_img, interpolation="nearest"
+            )
+            voxel = float(np.max(t1_img.header.get_zooms()[:3]))
+            if not _inside(roi_head_img, target_head.xyz[0], tolerance_mm=voxel):
+                warnings.append(
+                    f"the target carried into the T1 is not inside {roi_label} carried into "
+                    "the T1; check the transform."
+                )
+    elif roi_obj is not None and frame == MNI_FRAME:
+        roi_head_img = mask_img
+    elif mask_img is not None and activation_space == "T1w":
+        roi_head_img = mask_img
+    if t1 is not None and not carried:
+        brain_img = None
+
+    # -- hemisphere and head directions -------------------------------------------
+    hemi_x = target_mni_xyz[0] if target_mni_xyz is not None else target_head.xyz[0, 0]
+    hemi = _hemisphere_sign(hemi_x)
+    expected_sign = {"L": -1.0, "R": 1.0}.get(roi_obj.hemisphere[:1].upper()) if roi_obj else None
+    if expected_sign is not None and hemi not in (0.0, expected_sign):
+        warnings.append(
+            f"the target (MNI x = {hemi_x:.1f} mm) is on the {_hemisphere_name(hemi)} "
+            f"hemisphere but {roi_label} is {_hemisphere_name(expected_sign)}."
+        )
+    directions = {}
+    if carried:
+        directions = {
+            name: _carry_direction(mni_to_subject, target_mni_xyz, vec)
+            for name, vec in (
+                ("posterior", (0.0, -1.0, 0.0)),
+                ("right", (1.0, 0.0, 0.0)),
+                ("inferior", (0.0, 0.0, -1.0)),
+            )
+        }
+
+    # -- scalp, entry and coil ------------------------------------------------------
+    scalp = scalp_surface(t1_img, frame=frame, name="--t1")
+    warnings.extend(scalp.notes)
+    if scalp.defaced:
+        warnings.append(
+            "the T1 looks defaced (face removed): the scalp over the face is missing, so "
+            "targets over the forehead are unreliable and facial landmarks must come from "
+            "the user or the MNI transform."
+        )
+    placement = place_coil(
+        target_head,
+        scalp.mesh,
+        frame=frame,
+        fov_boundary=scalp.fov_boundary,
+        hemisphere_sign=hemi,
+        coil_skin_distance_mm=coil_skin_distance_mm,
+        handle_angle_deg=handle_angle_deg,
+        max_depth_mm=max_depth_mm,
+        normal_radius_mm=normal_radius_mm,
+        **directions,
+    )
+    name = target_name or (roi if roi is not None else "target")
+    if not placement.reachable:
+        warnings.append(f"target {name!r} is NOT reachable: {placement.unreachable_reason}.")
+    if placement.handle_how == "inferior-fallback":
+        warnings.append(
+            f"target {name!r}: the scalp there faces backwards, so the handle points down "
+            "instead of backwards."
+        )
+
+    # -- the record -------------------------------------------------------------------
+    if activation is not None:
+        activation_info = {**_image_entry(activation, act_img), **chosen.describe()}
+        activation_info["space"] = MNI_FRAME if activation_space == "MNI" else SUBJECT_FRAME
+        if activation_source:
+            activation_info["generated_from"] = activation_source
+    else:
+        given_frame = "MNI152NLin6Asym" if target_mni is not None else SUBJECT_FRAME
+        given_xyz = target_mni if target_mni is not None else target_t1
+        activation_info = {
+            "path": None,
+            "sha256": None,
+            "given_target": {"frame": given_frame, "mm": np.asarray(given_xyz, float).tolist()},
+        }
+    mode = (
+        "mni-head"
+        if frame == MNI_FRAME
+        else "coordinates"
+        if activation is None
+        else "subject-map"
+        if activation_space == "T1w"
+        else "group-map-to-subject"
+    )
+    target_entry = _target_entry(name, placement, target_mni_xyz)
+    target_entry["snap_distance_mm"] = round(snap_mm, 3)
+    head_sha = file_sha256(image_source(head_source)) if image_source(head_source) else None
+    record: dict[str, Any] = {
+        "tmsplan_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "subject": subject or ("MNI152NLin6Asym" if frame == MNI_FRAME else "sub-unknown"),
+        "space": frame,
+        "t1": t1_description(t1_img, image_source(head_source), head_sha),
+        "roi": roi_info,
+        "activation": activation_info,
+        "targets": [target_entry],
+        "transform": transform_info,
+        "parameters": {
+            "threshold": threshold,
+            "sign": sign,
+            "rule": rule,
+            "coil_skin_distance_mm": coil_skin_distance_mm,
+            "handle_angle_deg": handle_angle_deg,
+            "max_depth_mm": max_depth_mm,
+            "normal_radius_mm": normal_radius_mm,
+            "entry_rule": "nearest scalp point to the cortical target",
+            "handle_rule": HANDLE_RULE.format(angle=handle_angle_deg, midline=DEFAULT_MIDLINE_MM),
+            "activation_frame": activation_info.get("space", frame),
+            "mode": mode,
+        },
+        "conventions": {
+            "frame": f"{frame}: RAS+ world millimetres of the image in 't1'",
+            "units": "mm",
+            "coil_axes": COIL_AXES,
+            "disclaimer": DISCLAIMER,
+        },
+        "warnings": warnings,
+        "outputs": {},
+    }
+    # pictures: everything drawn in the head's frame
+    picture_act = act_img
+    if act_img is not None and activation_space == "MNI" and carried:
+        picture_act = mni_to_subject.resample_to_subject(act_img, t1_img, interpolation="linear")
+        record["parameters"]["activation_frame"] = frame
+    return Plan(
+        record=record,
+        scalp=scalp,
+        t1_img=t1_img,
+        activation_img=act_img,
+        layers={"activation_img": picture_act, "roi_img": roi_head_img, "brain_img": brain_img},
+        registration=registration,
+    )
+
+
+def _write_pictures(plan: Plan, record: dict, folder: Path, *, overwrite: bool = False) -> dict:
+    """Render the 3D views, slices and report.html into ``folder``; return outputs entries."""
+    from tmsplan.render import make_report
+
+    report = make_report(
+        record,
+        folder,
+        plan.scalp.mesh,
+        t1_img=plan.t1_img,
+        overwrite=overwrite,
+        **plan.layers,
+    )
+    pictures = sorted(str(p.relative_to(folder)) for p in (folder / "pictures").glob("*.png"))
+    return {"png": pictures, "report": [str(report.relative_to(folder))]}
+
+
+def write_plan(
+    plan: Plan,
+    out: str | os.PathLike,
+    *,
+    formats: list[str] | None = None,
+    report: bool = True,
+    overwrite: bool = False,
+) -> dict:
+    """Write a plan folder atomically and return the final record.
+
+    Contents: ``target.json``, one file per navigator format (default: all), a
+    copy of a generated activation map, the pictures and ``report.html``.
+
+    Parameters
+    ----------
+    plan : Plan
+    out : str or os.PathLike
+        Output folder; must not exist unless ``overwrite``.
+    formats : list of str, optional
+        Export format names (see :data:`tmsplan.export.FORMATS`); default all.
+    report : bool
+        Render pictures and the HTML report.
+    overwrite : bool, keyword-only
+        Replace an existing folder (``--force``).
+
+    Returns
+    -------
+    dict
+        The record as written (with ``outputs`` filled in).
+    """
+    from tmsplan.export import export_all
+
+    record = dict(plan.record)
+    with staged_folder(out, overwrite=overwrite) as staging:
+        outputs: dict[str, Any] = {}
+        activation = dict(record["activation"])
+        if activation.get("path") is None and plan.activation_img is not None:
+            name = "activation.nii.gz"
+            nib.save(plan.activation_img, staging / name)
+            activation.update(path=name, sha256=file_sha256(staging / name))
+            outputs["activation"] = [name]
+        record["activation"] = activation
+        if plan.registration is not None:
+            saved = plan.registration.save(staging / "transforms")
+            outputs["transforms"] = [str(p.relative_to(staging)) for p in saved]
+        outputs.update(export_all(record, staging, formats=formats, overwrite=True))
+        if report:
+            outputs.update(_write_pictures(plan, record, staging))
+        record["outputs"] = {**outputs, "record": [RECORD_FILENAME]}
+        write_record(record, staging / RECORD_FILENAME)
+    return replace(plan, record=record).record
+
+
+def _record_layers(record: dict, folder: Path, t1_img: nib.Nifti1Image) -> tuple[dict, list]:
+    """Rebuild the picture layers of a saved plan, in the head's frame; notes for what fails."""
+    notes: list[str] = []
+    layers: dict[str, Any] = {"activation_img": None, "roi_img": None, "brain_img": None}
+    mni_to_subject = None
+    if record["space"] != MNI_FRAME:
+        paths = (record.get("transform") or {}).get("transform") or record.get("transform") or {}
+        files = [Path(p) if Path(p).is_absolute() else folder / p for p in paths.get("paths", [])]
+        if files and all(f.exists() for f in files):
+            from tmsplan.transforms import load_mni_to_subject
+
+            mni_to_subject = load_mni_to_subject(files[0], check_fit=False)
+        else:
+            notes.append(
+                "the plan's MNI->T1 transform file was not found; ROI, brain and activation "
+                "layers are not drawn."
+            )
+    activation = record.get("activation") or {}
+    if activation.get("path"):
+        path = Path(activation["path"])
+        path = path if path.is_absolute() else folder / path
+        if path.exists():
+            img = check_img(path, name="activation", nan_policy="zero")
+            if activation.get("space", record["space"]) == record["space"]:
+                layers["activation_img"] = img
+            elif mni_to_subject is not None:
+                layers["activation_img"] = mni_to_subject.resample_to_subject(
+                    img, t1_img, interpolation="linear"
+                )
+        else:
+            notes.append(f"the activation map {path} was not found; it is not drawn.")
+    roi = record.get("roi") or {}
+    if roi.get("id"):
+        roi_mni = roi_mask_img(get_roi(roi["id"]), load_mni_brain_mask(1))
+        if record["space"] == MNI_FRAME:
+            layers["roi_img"] = roi_mni
+        elif mni_to_subject is not None:
+            layers["roi_img"] = mni_to_subject.resample_to_subject(roi_mni, t1_img)
+    if record["space"] == MNI_FRAME:
+        layers["brain_img"] = load_mni_brain_mask(1)
+    elif mni_to_subject is not None:
+        layers["brain_img"] = mni_to_subject.resample_to_subject(load_mni_brain_mask(1), t1_img)
+    return layers, notes
+
+
+def report_record(
+    record_path: str | os.PathLike,
+    *,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Regenerate the pictures and ``report.html`` of a saved plan.
+
+    Parameters
+    ----------
+    record_path : str or os.PathLike
+        ``target.json`` of a plan, or its folder.
+    out : str or os.PathLike, optional
+        Folder for the report (default: the plan folder).
+    overwrite : bool, keyword-only
+        Replace existing pictures/report (``--force``).
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``report.html``.
+
+    Raises
+    ------
+    RecordError
+        Another schema version, or the T1 the plan refers to is missing.
+    """
+    from tmsplan.record import read_record
+    from tmsplan.render import check_record_t1, make_report
+
+    path = Path(record_path)
+    folder = path if path.is_dir() else path.parent
+    record = read_record(path)
+    t1_warnings = check_record_t1(record)
+    for warning in t1_warnings:
+        warn(warning, TmsplanWarning, stacklevel=2)
+    t1_img = check_img(record["t1"]["path"], name="the plan's T1")
+    scalp = scalp_surface(t1_img, frame=record["space"], name="the plan's T1")
+    layers, notes = _record_layers(record, folder, t1_img)
+    for note in notes:
+        warn(note, TmsplanWarning, stacklevel=2)
+    report = make_report(
+        record,
+        Path(out) if out else folder,
+        scalp.mesh,
+        t1_img=t1_img,
+        overwrite=overwrite,
+        **layers,
+    )
+    return [report]
+
+
+def view_record(record_path: str | os.PathLike) -> None:
+    """Open a saved plan in an interactive 3D window (needs a display).
+
+    Raises
+    ------
+    tmsplan.render.NoDisplayError
+        No display: open the plan's ``report.html`` instead.
+    """
+    from tmsplan.record import read_record
+    from tmsplan.render import display_available, view
+
+    path = Path(record_path)
+    folder = path if path.is_dir() else path.parent
+    record = read_record(path)
+    if not display_available():
+        view(record, None)  # raises the clear no-display error before any work
+    t1_img = check_img(record["t1"]["path"], name="the plan's T1")
+    scalp = scalp_surface(t1_img, frame=record["space"], name="the plan's T1")
+    layers, _ = _record_layers(record, folder, t1_img)
+    view(record, scalp.mesh, **layers)
