@@ -75,3 +75,62 @@ def sphere_mask(centre, radius, like: nib.Nifti1Image) -> nib.Nifti1Image:
     img.set_qform(like.affine, code=1)
     img.set_sform(like.affine, code=1)
     return img
+
+
+def rigid_scaling(
+    angle_deg=10.0, axis=(0.2, 0.3, 1.0), scale=(1.05, 0.97, 1.02), shift=(4.0, -6.0, 8.0)
+):
+    """A known MNI -> patient world transform: rotation, anisotropic scaling, translation."""
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    angle = np.deg2rad(angle_deg)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    rotation = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+    mat = np.eye(4)
+    mat[:3, :3] = rotation @ np.diag(scale)
+    mat[:3, 3] = shift
+    return mat
+
+
+def synthetic_patient(
+    mni_img: nib.Nifti1Image, mni_to_patient: np.ndarray, order="LPS", voxel_mm=2.0
+):
+    """The MNI head as a 'patient': resampled under ``mni_to_patient`` onto a new grid.
+
+    The patient grid covers the moved head, is stored in ``order`` voxel order, and has
+    both sform and qform (code 1, scanner).
+    """
+    from scipy import ndimage
+
+    shape = np.asarray(mni_img.shape[:3])
+    corners = np.array(
+        [
+            [i, j, k]
+            for i in (0, shape[0] - 1)
+            for j in (0, shape[1] - 1)
+            for k in (0, shape[2] - 1)
+        ],
+        float,
+    )
+    world = corners @ mni_img.affine[:3, :3].T + mni_img.affine[:3, 3]
+    moved = world @ mni_to_patient[:3, :3].T + mni_to_patient[:3, 3]
+    low, high = moved.min(0) - 4, moved.max(0) + 4
+    new_shape = np.ceil((high - low) / voxel_mm).astype(int) + 1
+    affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
+    affine[:3, 3] = low
+    # patient voxel -> patient world -> MNI world -> MNI voxel
+    mapping = np.linalg.inv(mni_img.affine) @ np.linalg.inv(mni_to_patient) @ affine
+    data = ndimage.affine_transform(
+        np.asarray(mni_img.dataobj, dtype=np.float32),
+        mapping[:3, :3],
+        offset=mapping[:3, 3],
+        output_shape=tuple(new_shape),
+        order=1,
+        mode="constant",
+        cval=0.0,
+    )
+    rng = np.random.default_rng(7)
+    data = data + rng.normal(0, 20, data.shape).clip(0)  # scanner-like background noise
+    img = nib.Nifti1Image(data.astype(np.float32), affine)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    return restore(img, order)

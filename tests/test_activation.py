@@ -152,3 +152,17 @@ def test_mni_map_from_seed_table_recovers_left_mfg_peak():
     chosen = select_target(img, roi, frame=FRAME)
     np.testing.assert_allclose(chosen.target.xyz, [[-54, 2, 28]], atol=1e-6)
     assert chosen.peak_value == pytest.approx(5.39, abs=1e-3)
+
+
+@pytest.mark.parametrize("order", ["LAS", "LPS"])
+def test_tied_peaks_give_the_same_world_target_in_every_storage_order(order):
+    # a saturated blob: every voxel within 6 mm holds the same maximum
+    act = asymmetric_map()
+    data = np.minimum(act.get_fdata(), 6.0)
+    flat = nib.Nifti1Image(data, act.affine)
+    flat.set_sform(act.affine, code=1)
+    roi = sphere_mask((-30, 10, 20), 12, act)
+    ras = select_target(flat, roi, frame=FRAME)
+    other = select_target(restore(flat, order), roi, frame=FRAME)
+    np.testing.assert_allclose(other.target.xyz, ras.target.xyz)
+    np.testing.assert_allclose(ras.target.xyz, [[-30, 10, 20]], atol=1e-6)  # centre of the plateau

@@ -4,7 +4,8 @@ Target rule (stated in every record): threshold the map (value and sign), keep t
 supra-threshold voxels inside the ROI, group them into clusters (26-connectivity,
 as FSL's ``cluster``), take the **largest** cluster (ties: higher peak), then
 
-- ``rule="peak"``: its peak voxel (largest value in the chosen sign), or
+- ``rule="peak"``: its peak voxel (largest value in the chosen sign; where several
+  voxels tie, the one nearest their centroid, so the voxel order never matters), or
 - ``rule="cog"``: its value-weighted centre of gravity, snapped to the nearest
   voxel of the cluster so the target is always on the activation.
 """
@@ -311,6 +312,22 @@ def _signed(data: np.ndarray, sign: str) -> np.ndarray:
     raise ActivationError(f"sign must be 'positive', 'negative' or 'absolute', got {sign!r}.")
 
 
+def _peak_index(affine: np.ndarray, idx: np.ndarray, values: np.ndarray) -> int:
+    """Index of the peak voxel, with ties broken in world space (not storage order).
+
+    Thresholded or saturated maps hold many voxels at the maximum; the peak is then
+    the tied voxel nearest to the tied voxels' centroid, and among equals the one
+    with the smallest (x, y, z) in world mm, so every voxel order gives the same.
+    """
+    tied = np.flatnonzero(values >= values.max())
+    if tied.size == 1:
+        return int(tied[0])
+    world = np.round(voxel_to_world(affine, idx[tied]), 6)
+    distance = np.round(np.linalg.norm(world - world.mean(axis=0), axis=1), 6)
+    order = np.lexsort((world[:, 2], world[:, 1], world[:, 0], distance))
+    return int(tied[order[0]])
+
+
 def select_target(
     activation: ImageLike,
     roi_mask: ImageLike,
@@ -400,7 +417,7 @@ def select_target(
     cluster = labels == chosen
     idx = np.argwhere(cluster)
     cluster_signed = signed[cluster]
-    peak_ijk = idx[int(np.argmax(cluster_signed))]
+    peak_ijk = idx[_peak_index(act.affine, idx, cluster_signed)]
     notes = []
     if n_clusters > 1 and float(np.max(peaks)) > float(peaks[chosen - 1]):
         notes.append(

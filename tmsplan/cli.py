@@ -23,16 +23,6 @@ DEMO_PEAKS = "peaks/zhang2018_cocaine_cue_table1.tsv"
 DEMO_ROI = "cocaine_mfg_l"
 
 
-def _float_triplet(text: str) -> tuple[float, float, float]:
-    parts = text.replace(",", " ").split()
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"expected three numbers 'x,y,z', got {text!r}")
-    try:
-        return tuple(float(p) for p in parts)  # type: ignore[return-value]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers 'x,y,z', got {text!r}") from None
-
-
 def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     from tmsplan.activation import DEFAULT_THRESHOLD
     from tmsplan.projection import (
@@ -113,14 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     roi.add_argument("--roi-mask", type=Path, help="binary ROI mask in the map's space")
     p_plan.add_argument(
         "--target-mni",
-        type=_float_triplet,
-        metavar="X,Y,Z",
+        type=float,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
         help="instead of a map: a target given in MNI152 mm",
     )
     p_plan.add_argument(
         "--target-t1",
-        type=_float_triplet,
-        metavar="X,Y,Z",
+        type=float,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
         help="instead of a map: a target given in the T1's world mm (needs --t1)",
     )
     p_plan.add_argument("--t1", type=Path, help="patient T1 (default: embedded MNI152 head)")
@@ -229,8 +221,8 @@ def _run_plan(args: argparse.Namespace) -> int:
     sources = [args.activation, args.peaks, args.target_mni, args.target_t1]
     if sum(x is not None for x in sources) != 1:
         raise TmsplanError(
-            "give exactly one of --activation MAP, --peaks TABLE, --target-mni X,Y,Z or "
-            "--target-t1 X,Y,Z."
+            "give exactly one of --activation MAP, --peaks TABLE, --target-mni X Y Z or "
+            "--target-t1 X Y Z."
         )
     if (args.activation or args.peaks) and not (args.roi or args.roi_mask):
         raise TmsplanError(
