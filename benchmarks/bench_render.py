@@ -49,22 +49,14 @@ def _synthetic_case(folder: Path):
 
 
 def _mni_case():
-    try:
-        from tmsplan.activation import mni_map_from_peak_table
-        from tmsplan.bundled import atlas_dir
-        from tmsplan.plan import plan_target
-    except ImportError as exc:  # planning modules not there yet
-        print(f"MNI head case skipped: {exc}")
-        return None
+    from tmsplan.activation import mni_map_from_peak_table
+    from tmsplan.bundled import atlas_dir
+    from tmsplan.plan import plan_target
+
     peaks = atlas_dir() / "peaks" / "zhang2018_cocaine_cue_table1.tsv"
     activation, _ = mni_map_from_peak_table(peaks)
     plan = plan_target(activation, roi="cocaine_mfg_l")
-    layers = {
-        "t1_img": plan.t1_img,
-        "brain_img": plan.brain_img,
-        "activation_img": plan.activation_img,
-        "roi_img": plan.roi_img,
-    }
+    layers = {"t1_img": plan.t1_img, **plan.layers}
     return plan.record, plan.scalp.mesh, layers
 
 

@@ -423,3 +423,13 @@ def test_skull_stripped_image_is_refused():
         scalp_surface(stripped)
     with pytest.raises(HeadSurfaceError, match="before brain extraction"):
         head_mask_img(stripped)
+
+
+def test_real_brain_mask_surface_stays_closed_after_decimation():
+    # quadric decimation pinches the 1 mm MNI brain mask's thin parts into non-manifold
+    # edges at 60k faces; the surface must still come out closed
+    from tmsplan.bundled import load_mni_brain_mask
+
+    mesh = surface_from_mask(load_mni_brain_mask(1), frame="MNI152NLin6Asym", target_faces=60000)
+    assert mesh.is_watertight
+    assert mesh.volume > 1.0e6  # a brain: > 1 litre

@@ -401,3 +401,18 @@ def test_builtin_registration_within_3mm(patient, tmp_path, capsys):
     assert np.linalg.norm(np.asarray(record["targets"][0]["cortical_mm"]) - expected) < 3.0
     assert record["outputs"]["transforms"]
     assert record["transform"]["quality"]["nmi"] > 1.1
+
+
+def test_group_picture_of_several_plans(demo, tmp_path, capsys):
+    other = tmp_path / "fox"
+    assert (
+        main(["plan", "--target-mni", "-38", "44", "26", "--out", str(other), "--no-report"]) == 0
+    )
+    png = tmp_path / "group.png"
+    assert main(["group", str(demo), str(other / "target.json"), "--out", str(png)]) == 0
+    from PIL import Image
+
+    image = np.asarray(Image.open(png).convert("RGB"), dtype=float)
+    assert image.shape[0] > 100 and image.std() > 10  # not blank
+    assert main(["group", str(demo), "--out", str(png)]) == 1  # no overwrite without --force
+    assert "--force" in capsys.readouterr().err

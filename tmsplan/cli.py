@@ -164,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_view = sub.add_parser("view", help="open the plan in an interactive 3D window")
     p_view.add_argument("record", type=Path, help="target.json of a plan (or its folder)")
+
+    p_group = sub.add_parser("group", help="several plans' targets on the MNI head, one picture")
+    p_group.add_argument("records", type=Path, nargs="+", help="target.json files or plan folders")
+    p_group.add_argument("--out", required=True, type=Path, help="PNG to write")
+    p_group.add_argument(
+        "--view", default="top", choices=("left", "right", "top", "front", "back"), help="view"
+    )
+    p_group.add_argument("--force", action="store_true", help="replace an existing PNG")
     return parser
 
 
@@ -316,7 +324,15 @@ def _run_view(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_group(args: argparse.Namespace) -> int:
+    from tmsplan.plan import group_picture
+
+    print(group_picture(args.records, args.out, view=args.view, overwrite=args.force))
+    return 0
+
+
 _COMMANDS = {
+    "group": _run_group,
     "plan": _run_plan,
     "demo": _run_demo,
     "rois": _run_rois,

@@ -614,11 +614,18 @@ def _mesh_from_field(
         )
     clock.lap("smoothing")
     vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-    if target_faces and len(faces) > target_faces:
-        vertices, faces = simplify(vertices, faces, target_count=int(target_faces))
-        vertices = np.asarray(vertices, dtype=np.float64)
-        faces = np.asarray(faces, dtype=np.int64)
-        vertices, faces = _keep_largest(vertices, faces)
+    # Quadric decimation can pinch thin parts into non-manifold edges; a gentler target
+    # then keeps the surface closed (at worst the smoothed mesh is kept undecimated).
+    count = int(target_faces) if target_faces else len(faces)
+    while count < len(faces):
+        small_v, small_f = simplify(vertices, faces, target_count=count)
+        small_v, small_f = _keep_largest(
+            np.asarray(small_v, dtype=np.float64), np.asarray(small_f, dtype=np.int64)
+        )
+        if trimesh.Trimesh(vertices=small_v, faces=small_f, process=False).is_watertight:
+            vertices, faces = small_v, small_f
+            break
+        count *= 2
     clock.lap("decimation")
     # Smoothing can push the cut floor a fraction of a voxel out of the box: put it back.
     world_to_index = np.linalg.inv(index_to_world)

@@ -29,8 +29,9 @@ from tmsplan import __version__
 from tmsplan.activation import DEFAULT_THRESHOLD, ActivationTarget, select_target
 from tmsplan.atlas import get_roi, roi_description, roi_mask_img
 from tmsplan.bundled import load_mni_brain_mask, mni_head_path
+from tmsplan.bundled import load_mni_head as load_mni_head_img
 from tmsplan.errors import ActivationError, RoiError, SpaceError, TmsplanWarning
-from tmsplan.head import ScalpSurface, scalp_surface
+from tmsplan.head import ScalpSurface, scalp_surface, surface_from_mask
 from tmsplan.images import (
     ImageLike,
     check_img,
@@ -55,7 +56,15 @@ from tmsplan.projection import (
 from tmsplan.record import RECORD_FILENAME, SCHEMA_VERSION, t1_description, write_record
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
 
-__all__ = ["Plan", "plan_target", "write_plan", "DISCLAIMER"]
+__all__ = [
+    "Plan",
+    "plan_target",
+    "write_plan",
+    "report_record",
+    "view_record",
+    "group_picture",
+    "DISCLAIMER",
+]
 
 DISCLAIMER = (
     "tmsplan is a research planning aid: geometry (where, how deep, which way), not an "
@@ -128,6 +137,18 @@ def _target_entry(name: str, placement: CoilPlacement, target_mni: np.ndarray | 
         "handle_rule_applied": placement.handle_how,
         "normal_target_angle_deg": round(placement.normal_target_angle_deg, 3),
     }
+
+
+FOV_CUT_WARNING_MM = 20.0
+"""Warn when the scalp entry is this close to where the field of view cuts the head."""
+
+
+def _distance_to_cut(scalp: ScalpSurface, point: np.ndarray) -> float:
+    """Distance (mm) from ``point`` to the nearest field-of-view-cut vertex (inf if none)."""
+    cut = scalp.mesh.vertices[np.asarray(scalp.fov_boundary, dtype=bool)]
+    if cut.size == 0:
+        return float("inf")
+    return float(np.min(np.linalg.norm(cut - point, axis=1)))
 
 
 def _carry_direction(mni_to_subject, target_mni: np.ndarray, direction) -> np.ndarray:
@@ -411,7 +432,6 @@ def plan_target(
 
     # -- scalp, entry and coil ------------------------------------------------------
     scalp = scalp_surface(t1_img, frame=frame, name="--t1")
-    warnings.extend(scalp.notes)
     if scalp.defaced:
         warnings.append(
             "the T1 looks defaced (face removed): the scalp over the face is missing, so "
@@ -431,6 +451,13 @@ def plan_target(
         **directions,
     )
     name = target_name or (roi if roi is not None else "target")
+    cut_distance = _distance_to_cut(scalp, placement.entry.xyz[0])
+    if cut_distance < FOV_CUT_WARNING_MM:
+        warnings.append(
+            f"target {name!r}: the scalp entry is {cut_distance:.0f} mm from where the image's "
+            "field of view (or a defacing mask) cuts the head; the surface there may be "
+            "incomplete, check the entry point on the pictures."
+        )
     if not placement.reachable:
         warnings.append(f"target {name!r} is NOT reachable: {placement.unreachable_reason}.")
     if placement.handle_how == "inferior-fallback":
@@ -475,6 +502,12 @@ def plan_target(
         "activation": activation_info,
         "targets": [target_entry],
         "transform": transform_info,
+        "head": {
+            "scalp_faces": int(len(scalp.mesh.faces)),
+            "defaced": bool(scalp.defaced),
+            "fov_cut_vertices": int(np.count_nonzero(scalp.fov_boundary)),
+            "notes": list(scalp.notes),
+        },
         "parameters": {
             "threshold": threshold,
             "sign": sign,
@@ -698,3 +731,61 @@ def view_record(record_path: str | os.PathLike) -> None:
     scalp = scalp_surface(t1_img, frame=record["space"], name="the plan's T1")
     layers, _ = _record_layers(record, folder, t1_img)
     view(record, scalp.mesh, **layers)
+
+
+def group_picture(
+    record_paths: list[str | os.PathLike],
+    out_png: str | os.PathLike,
+    *,
+    view: str = "top",
+    overwrite: bool = False,
+) -> Path:
+    """Draw the targets of several plans on the embedded MNI152 head, in one picture.
+
+    Each target is placed at its MNI152 coordinates (``cortical_mni_mm``), so
+    plans made in different patients' heads are comparable; targets without MNI
+    coordinates are skipped with a warning.
+
+    Parameters
+    ----------
+    record_paths : list of str or os.PathLike
+        ``target.json`` files (or plan folders).
+    out_png : str or os.PathLike
+        PNG to write.
+    view : {"left", "right", "top", "front", "back"}
+    overwrite : bool, keyword-only
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from tmsplan.record import read_record
+    from tmsplan.render import render_group
+
+    points, labels = [], []
+    for path in record_paths:
+        record = read_record(path)
+        for target in record["targets"]:
+            label = f"{record['subject']}:{target['name']}"
+            if target.get("cortical_mni_mm") is None:
+                warn(
+                    f"{label} has no MNI coordinates; left out of the group picture.",
+                    TmsplanWarning,
+                    stacklevel=2,
+                )
+                continue
+            points.append(target["cortical_mni_mm"])
+            labels.append(label + ("" if target["reachable"] else " (unreachable)"))
+    if not points:
+        raise ActivationError("none of the plans has a target with MNI coordinates to draw.")
+    scalp = scalp_surface(load_mni_head_img(), frame=MNI_FRAME, name="embedded MNI head")
+    brain = surface_from_mask(load_mni_brain_mask(1), frame=MNI_FRAME, target_faces=60000)
+    return render_group(
+        np.asarray(points, dtype=np.float64),
+        labels,
+        scalp.mesh,
+        out_png,
+        view=view,
+        overwrite=overwrite,
+        brain_mesh=brain,
+    )
