@@ -125,3 +125,21 @@ def test_coil_matrix_is_rigid_right_handed():
     rot = mat[:3, :3]
     np.testing.assert_allclose(rot.T @ rot, np.eye(3), atol=1e-12)
     assert np.linalg.det(rot) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("target", [(-40.0, 10.0, 60.0), (-75.0, 0.0, 20.0), (70.0, -20.0, 30.0)])
+@pytest.mark.parametrize("angle", [45.0, 30.0])
+def test_handle_angle_on_the_scalp_is_exact(target, angle):
+    # at lateral sites the lateral direction is nearly along the normal: the rule must
+    # still give the stated angle from straight back, measured in the scalp plane
+    placement = _place(np.asarray(target), handle_angle_deg=angle)
+    n, handle = placement.normal, placement.handle
+    back = np.array([0.0, -1.0, 0.0]) - np.dot([0.0, -1.0, 0.0], n) * n
+    back /= np.linalg.norm(back)
+    assert np.degrees(np.arccos(np.clip(np.dot(handle, back), -1, 1))) == pytest.approx(
+        angle, abs=0.01
+    )
+    # turned away from the midline: toward the target's side
+    away = np.cross(n, back)
+    away *= np.sign(np.dot(away, [np.sign(target[0]), 0, 0]))
+    assert np.dot(handle, away) > 0

@@ -10,11 +10,12 @@ Rules (stated in every plan record):
   ``normal_radius_mm`` of the entry (the coil sits tangent to the head over its
   footprint, not on a single triangle). Coil z = the inward normal.
 - **Handle**: in the scalp tangent plane, ``handle_angle_deg`` (default 45 deg)
-  from the midsagittal plane, pointing backwards and away from the midline
-  (the usual posterolateral orientation). Targets within ``midline_mm`` of the
-  midsagittal plane have no "away from the midline": their handle points
-  straight back. If the rule's direction is nearly along the normal (scalp facing
-  backwards), the handle points down (inferior) instead; this is noted.
+  from "straight back" (the posterior direction projected onto that plane),
+  turned away from the midline (the usual posterolateral orientation); both
+  directions are taken in the tangent plane, so the angle on the scalp is exact.
+  Targets within ``midline_mm`` of the midsagittal plane have no "away from the
+  midline": their handle points straight back. Where the scalp faces backwards
+  (no usable "straight back"), the handle points down (inferior); this is noted.
 - **Coil centre**: the entry moved outward along the normal by
   ``coil_skin_distance_mm`` (hair and coil casing).
 - **Reach**: a target deeper than ``max_depth_mm`` (default 30 mm: a figure-8
@@ -177,16 +178,21 @@ def handle_direction(
     """
     normal = _unit(np.asarray(normal, dtype=np.float64))
     posterior = _unit(np.asarray(posterior, dtype=np.float64))
-    lateral = np.sign(hemisphere_sign) * _unit(np.asarray(right, dtype=np.float64))
-    how = "rule" if hemisphere_sign != 0 else "midline"
-    angle = np.deg2rad(angle_deg) if hemisphere_sign != 0 else 0.0
-    wanted = np.cos(angle) * posterior + np.sin(angle) * lateral
-    tangent = wanted - np.dot(wanted, normal) * normal
-    if np.linalg.norm(tangent) < 0.3:
+    # "straight back" in the scalp's tangent plane
+    back = posterior - np.dot(posterior, normal) * normal
+    if np.linalg.norm(back) < 0.3:  # the scalp faces backwards: no usable "back"
         down = _unit(np.asarray(inferior, dtype=np.float64))
-        tangent = down - np.dot(down, normal) * normal
-        how = "inferior-fallback"
-    return _unit(tangent), how
+        return _unit(down - np.dot(down, normal) * normal), "inferior-fallback"
+    back = _unit(back)
+    if hemisphere_sign == 0:
+        return back, "midline"
+    # "away from the midline", also in the tangent plane and perpendicular to "back"
+    away = np.cross(normal, back)
+    lateral = np.sign(hemisphere_sign) * _unit(np.asarray(right, dtype=np.float64))
+    if np.dot(away, lateral) < 0:
+        away = -away
+    angle = np.deg2rad(angle_deg)
+    return _unit(np.cos(angle) * back + np.sin(angle) * away), "rule"
 
 
 def coil_matrix(centre: np.ndarray, inward: np.ndarray, handle: np.ndarray) -> np.ndarray:
