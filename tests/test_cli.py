@@ -164,3 +164,21 @@ def test_map_in_another_space_is_refused(capsys, tmp_path):
         capsys, "plan", "--activation", str(path), "--roi", "cocaine_mfg_l", "--out", str(out)
     )
     _assert_one_line_error(code, err, "space", out)
+
+
+def test_closed_pipe_is_not_an_error(monkeypatch, capsys):
+    """'tmsplan rois | head -1': the reader has closed the pipe before we write."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stdout = os.fdopen(write_end, "w", buffering=1)  # line-buffered: print raises EPIPE
+    monkeypatch.setattr("sys.stdout", stdout)
+    try:
+        code = main(["rois"])
+    finally:
+        monkeypatch.undo()
+        stdout.close()
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "error" not in err and "Traceback" not in err

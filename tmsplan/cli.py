@@ -9,6 +9,7 @@ code 1; usage errors exit 2; anything unexpected is reported in one line too
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -384,6 +385,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tmsplan: interrupted; nothing was written.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. 'tmsplan rois | head': the reader stopped reading
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 0
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback
         if args.debug:
             raise

@@ -26,8 +26,10 @@ carries an orientation marker whose axes are labelled R, A, S.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -937,10 +939,33 @@ def scene_html(
         plotter.camera.azimuth = -35.0
         plotter.camera.elevation = 20.0
         plotter.camera.zoom(1.4)
-        buffer = plotter.trame.export_html(None)
+        with _without_vtk_wasm():
+            buffer = plotter.trame.export_html(None)
     finally:
         plotter.close()
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _without_vtk_wasm() -> Iterator[None]:
+    """Keep trame-vtklocal out of the export: it fetches VTK-WASM from the internet.
+
+    pyvista's exporter starts a local trame server that initialises every trame
+    widget module it can import, trame-vtklocal included; that module then tries to
+    download a WebAssembly build of VTK (failing offline, with a traceback at exit).
+    The vtk.js export needs none of it, so its import is made to fail (the server
+    skips modules that raise ImportError) for the duration of the export.
+    """
+    name = "trame.widgets.vtklocal"
+    if name in sys.modules:  # already imported elsewhere in this process: leave it
+        yield
+        return
+    sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if sys.modules.get(name, 0) is None:
+            del sys.modules[name]
 
 
 def display_available() -> bool:
