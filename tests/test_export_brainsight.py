@@ -1,10 +1,9 @@
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
+from _export_records import RAS_AFFINE, left_pose, make_record, make_t1, random_poses
 
-from tmsplan import record as rec
 from tmsplan.errors import FormatError, OutputExistsError, PoseError, RecordError, SpaceError
 from tmsplan.export import ExportWarning
 from tmsplan.export.brainsight import (
@@ -19,72 +18,6 @@ needs_vendor = pytest.mark.skipif(
     not VENDOR.is_dir(), reason="vendor samples (../shared/vendor-samples) not available"
 )
 
-_AFF = np.array([[1.0, 0, 0, -90], [0, 1, 0, -126], [0, 0, 1, -72], [0, 0, 0, 1]])
-
-
-def _t1(sform_code=1, qform_code=1, qform_affine=None):
-    img = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), _AFF)
-    img.set_sform(_AFF, code=sform_code)
-    img.set_qform(_AFF if qform_affine is None else qform_affine, code=qform_code)
-    return rec.t1_description(img, None, None)
-
-
-def _random_poses(n, seed):
-    rng = np.random.default_rng(seed)
-    poses = []
-    for _ in range(n):
-        q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-        q = q * np.sign(np.diag(r))
-        if np.linalg.det(q) < 0:
-            q[:, 0] *= -1
-        mat = np.eye(4)
-        mat[:3, :3] = q
-        mat[:3, 3] = rng.uniform(-90, 90, 3)
-        poses.append(mat)
-    return poses
-
-
-def _record(poses, names=None, t1=None):
-    targets = []
-    for i, pose in enumerate(poses):
-        z, c = pose[:3, 2], pose[:3, 3]
-        targets.append(
-            {
-                "name": names[i] if names else f"T{i}",
-                "cortical_mm": (c + 25 * z).tolist(),
-                "scalp_mm": (c + 5 * z).tolist(),
-                "coil_matrix": pose.tolist(),
-                "depth_mm": 20.0,
-                "handle_direction": pose[:3, 1].tolist(),
-                "coil_skin_distance_mm": 5.0,
-                "reachable": True,
-                "unreachable_reason": None,
-            }
-        )
-    return {
-        "tmsplan_version": "0.1.0",
-        "schema_version": rec.SCHEMA_VERSION,
-        "subject": "01",
-        "space": "T1w",
-        "t1": t1 or _t1(),
-        "roi": {},
-        "activation": {},
-        "targets": targets,
-        "parameters": {},
-        "warnings": [],
-        "outputs": {},
-    }
-
-
-def _left_pose():
-    # coil over the left hemisphere (x < 0), z pointing in (towards +x, down)
-    pose = np.eye(4)
-    z = np.array([0.8, 0.0, -0.6])
-    y = np.array([0.0, 1.0, 0.0])
-    pose[:3, :3] = np.column_stack([np.cross(y, z), y, z])
-    pose[:3, 3] = [-60.0, 12.0, 45.0]
-    return pose
-
 
 def _table(path):
     return [
@@ -93,8 +26,8 @@ def _table(path):
 
 
 def test_round_trip_20_random_poses(tmp_path):
-    poses = _random_poses(20, seed=11)
-    path = write_brainsight(_record(poses), tmp_path / "b.txt")[0]
+    poses = random_poses(20, seed=11)
+    path = write_brainsight(make_record(poses), tmp_path / "b.txt")[0]
     nav = read_brainsight(path)
     assert nav.names == [f"T{i}" for i in range(20)]
     assert all(m.kind == "target" for m in nav.markers)
@@ -102,8 +35,8 @@ def test_round_trip_20_random_poses(tmp_path):
 
 
 def test_columns_are_mCnR_with_x_and_z_negated(tmp_path):
-    pose = _left_pose()
-    (row,) = _table(write_brainsight(_record([pose]), tmp_path / "b.txt")[0])
+    pose = left_pose()
+    (row,) = _table(write_brainsight(make_record([pose]), tmp_path / "b.txt")[0])
     values = np.array(row[1:], float)
     np.testing.assert_allclose(values[:3], [-60, 12, 45])
     np.testing.assert_allclose(values[3:6], -pose[:3, 0], atol=1e-8)  # m0n0..m0n2: x axis
@@ -115,13 +48,13 @@ def test_columns_are_mCnR_with_x_and_z_negated(tmp_path):
 
 
 def test_header(tmp_path):
-    path = write_brainsight(_record([_left_pose()]), tmp_path / "b.txt")[0]
+    path = write_brainsight(make_record([left_pose()]), tmp_path / "b.txt")[0]
     lines = path.read_text().splitlines()
     assert lines[0] == "# Version: 14"
     assert lines[1] == "# Coordinate system: NIfTI:Q:Scanner"
     assert lines[6].split("\t")[:4] == ["# Target Name", "Loc. X", "Loc. Y", "Loc. Z"]
     assert b"\r" not in path.read_bytes()
-    v13 = write_brainsight(_record([_left_pose()]), tmp_path / "b13.txt", version=13)[0]
+    v13 = write_brainsight(make_record([left_pose()]), tmp_path / "b13.txt", version=13)[0]
     assert v13.read_text().splitlines()[:2] == [
         "# Version: 13",
         "# Coordinate system: NIfTI:Scanner",
@@ -139,43 +72,45 @@ def test_header(tmp_path):
     ],
 )
 def test_coordinate_system_from_codes(s_code, q_code, v14, v12):
-    t1 = _t1(sform_code=s_code, qform_code=q_code)
+    t1 = make_t1(sform_code=s_code, qform_code=q_code)
     assert brainsight_coordinate_system(t1) == v14
     assert brainsight_coordinate_system(t1, version=12) == v12
 
 
 def test_differing_qform_and_sform_warns_and_names_the_sform(tmp_path):
-    shifted = _AFF.copy()
+    shifted = RAS_AFFINE.copy()
     shifted[0, 3] += 4.0
-    t1 = _t1(sform_code=2, qform_code=1, qform_affine=shifted)
+    t1 = make_t1(sform_code=2, qform_code=1, qform_affine=shifted)
     with pytest.warns(ExportWarning, match="qform and sform differ.*NIfTI:S:Aligned"):
         assert brainsight_coordinate_system(t1) == "NIfTI:S:Aligned"
     with pytest.warns(ExportWarning, match="sform"):
-        path = write_brainsight(_record([_left_pose()], t1=t1), tmp_path / "b.txt")[0]
+        path = write_brainsight(make_record([left_pose()], t1=t1), tmp_path / "b.txt")[0]
     assert "# Coordinate system: NIfTI:S:Aligned" in path.read_text()
 
 
 def test_no_nifti_code_refused(tmp_path):
     with pytest.raises(RecordError, match="no NIfTI coordinate system"):
-        write_brainsight(_record([_left_pose()], t1=_t1(0, 0)), tmp_path / "b.txt")
+        write_brainsight(
+            make_record([left_pose()], t1=make_t1(sform_code=0, qform_code=0)), tmp_path / "b.txt"
+        )
     assert not (tmp_path / "b.txt").exists()
 
 
 def test_lps_not_offered(tmp_path):
     with pytest.raises(SpaceError, match="brainsight"):
-        write_brainsight(_record([_left_pose()]), tmp_path / "b.txt", space="LPS")
+        write_brainsight(make_record([left_pose()]), tmp_path / "b.txt", space="LPS")
 
 
 def test_names_cannot_break_the_table(tmp_path):
     names = ["a\tb", "c\nd;e", "# fake header", 'q"<&>']
-    path = write_brainsight(_record(_random_poses(4, 3), names=names), tmp_path / "b.txt")[0]
+    path = write_brainsight(make_record(random_poses(4, 3), names=names), tmp_path / "b.txt")[0]
     rows = _table(path)
     assert len(rows) == 4 and all(len(r) == 13 for r in rows)
     assert read_brainsight(path).names == ["a b", "c d e", "fake header", 'q"<&>']
 
 
 def test_null_values_and_samples(tmp_path):
-    pose = _left_pose() @ BRAINSIGHT_FROM_CANONICAL
+    pose = left_pose() @ BRAINSIGHT_FROM_CANONICAL
     cells = [*pose[:3, 3], *pose[:3, :3].T.ravel()]
     text = "\n".join(
         [
@@ -193,7 +128,7 @@ def test_null_values_and_samples(tmp_path):
     (tmp_path / "n.txt").write_text(text + "\n")
     nav = read_brainsight(tmp_path / "n.txt")
     t1, t2, s1 = nav.markers
-    np.testing.assert_allclose(t1.pose, _left_pose(), atol=1e-12)
+    np.testing.assert_allclose(t1.pose, left_pose(), atol=1e-12)
     assert t2.pose is None
     assert s1.kind == "sample" and s1.info["Assoc. Target"] is None
     assert s1.info["Session Name"] == "Session 1"
@@ -202,7 +137,7 @@ def test_null_values_and_samples(tmp_path):
 
 
 def test_reader_refuses_shear_and_non_nifti(tmp_path):
-    path = write_brainsight(_record([_left_pose()]), tmp_path / "b.txt")[0]
+    path = write_brainsight(make_record([left_pose()]), tmp_path / "b.txt")[0]
     lines = path.read_text().splitlines()
     cells = lines[-1].split("\t")
     cells[5] = str(float(cells[5]) + 0.2)
@@ -217,13 +152,13 @@ def test_reader_refuses_shear_and_non_nifti(tmp_path):
 
 def test_existing_file_and_bad_pose(tmp_path):
     path = tmp_path / "b.txt"
-    write_brainsight(_record([_left_pose()]), path)
+    write_brainsight(make_record([left_pose()]), path)
     with pytest.raises(OutputExistsError):
-        write_brainsight(_record([_left_pose()]), path)
-    nan = _left_pose()
+        write_brainsight(make_record([left_pose()]), path)
+    nan = left_pose()
     nan[0, 0] = np.nan
     with pytest.raises(PoseError):
-        write_brainsight(_record([nan]), tmp_path / "c.txt")
+        write_brainsight(make_record([nan]), tmp_path / "c.txt")
     assert not (tmp_path / "c.txt").exists()
 
 

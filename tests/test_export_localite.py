@@ -2,11 +2,10 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
+from _export_records import left_pose, make_record, random_poses
 
-from tmsplan import record as rec
 from tmsplan.errors import OutputExistsError, PoseError, SpaceError
 from tmsplan.export import localite
 from tmsplan.export.localite import (
@@ -27,71 +26,6 @@ needs_vendor = pytest.mark.skipif(
 # -- private builders ---------------------------------------------------------
 
 
-def _t1():
-    aff = np.array([[1.0, 0, 0, -90], [0, 1, 0, -126], [0, 0, 1, -72], [0, 0, 0, 1]])
-    img = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), aff)
-    img.set_sform(aff, code=1)
-    img.set_qform(aff, code=1)
-    return rec.t1_description(img, None, None)
-
-
-def _random_poses(n, seed):
-    rng = np.random.default_rng(seed)
-    poses = []
-    for _ in range(n):
-        q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-        q = q * np.sign(np.diag(r))
-        if np.linalg.det(q) < 0:
-            q[:, 0] *= -1
-        mat = np.eye(4)
-        mat[:3, :3] = q
-        mat[:3, 3] = rng.uniform(-90, 90, 3)
-        poses.append(mat)
-    return poses
-
-
-def _record(poses, names=None):
-    targets = []
-    for i, pose in enumerate(poses):
-        z, c = pose[:3, 2], pose[:3, 3]
-        targets.append(
-            {
-                "name": names[i] if names else f"T{i}",
-                "cortical_mm": (c + 25 * z).tolist(),
-                "scalp_mm": (c + 5 * z).tolist(),
-                "coil_matrix": pose.tolist(),
-                "depth_mm": 20.0,
-                "handle_direction": pose[:3, 1].tolist(),
-                "coil_skin_distance_mm": 5.0,
-                "reachable": True,
-                "unreachable_reason": None,
-            }
-        )
-    return {
-        "tmsplan_version": "0.1.0",
-        "schema_version": rec.SCHEMA_VERSION,
-        "subject": "01",
-        "space": "T1w",
-        "t1": _t1(),
-        "roi": {},
-        "activation": {},
-        "targets": targets,
-        "parameters": {},
-        "warnings": [],
-        "outputs": {},
-    }
-
-
-def _left_pose():
-    # coil over the left hemisphere (x < 0), z pointing in (towards +x, down)
-    pose = np.eye(4)
-    z = np.array([0.8, 0.0, -0.6])
-    y = np.array([0.0, 1.0, 0.0])
-    pose[:3, :3] = np.column_stack([np.cross(y, z), y, z])
-    pose[:3, 3] = [-60.0, 12.0, 45.0]
-    return pose
-
-
 def _raw_matrices(path):
     root = ET.parse(path).getroot()
     return [
@@ -105,8 +39,8 @@ def _raw_matrices(path):
 
 @pytest.mark.parametrize("space", ["RAS", "LPS"])
 def test_round_trip_20_random_poses(tmp_path, space):
-    poses = _random_poses(20, seed=1)
-    out = write_localite(_record(poses), tmp_path / "m.xml", space=space)
+    poses = random_poses(20, seed=1)
+    out = write_localite(make_record(poses), tmp_path / "m.xml", space=space)
     nav = read_localite(out[0])
     assert nav.file_space == space
     assert nav.names == [f"T{i}" for i in range(20)]
@@ -114,8 +48,8 @@ def test_round_trip_20_random_poses(tmp_path, space):
 
 
 def test_axis_relabelling_is_the_documented_matrix(tmp_path):
-    pose = _left_pose()
-    (raw,) = _raw_matrices(write_localite(_record([pose]), tmp_path / "m.xml")[0])
+    pose = left_pose()
+    (raw,) = _raw_matrices(write_localite(make_record([pose]), tmp_path / "m.xml")[0])
     np.testing.assert_allclose(raw, pose @ LOCALITE_FROM_CANONICAL, atol=1e-12)
     np.testing.assert_allclose(raw[:3, 0], pose[:3, 2])  # Localite x = into the head
     np.testing.assert_allclose(raw[:3, 1], -pose[:3, 1])  # Localite y = -handle axis
@@ -124,18 +58,18 @@ def test_axis_relabelling_is_the_documented_matrix(tmp_path):
 
 
 def test_lps_equals_ras_with_x_and_y_negated(tmp_path):
-    poses = _random_poses(5, seed=2)
-    ras = _raw_matrices(write_localite(_record(poses), tmp_path / "r.xml", space="RAS")[0])
-    lps = _raw_matrices(write_localite(_record(poses), tmp_path / "l.xml", space="LPS")[0])
+    poses = random_poses(5, seed=2)
+    ras = _raw_matrices(write_localite(make_record(poses), tmp_path / "r.xml", space="RAS")[0])
+    lps = _raw_matrices(write_localite(make_record(poses), tmp_path / "l.xml", space="LPS")[0])
     for r, m in zip(ras, lps, strict=True):
         np.testing.assert_allclose(m[:2, :], -r[:2, :], atol=1e-12)  # x, y of every column
         np.testing.assert_allclose(m[2:, :], r[2:, :], atol=1e-12)
 
 
 def test_left_pose_stays_left(tmp_path):
-    pose = _left_pose()
-    ras = write_localite(_record([pose]), tmp_path / "r.xml")[0]
-    lps = write_localite(_record([pose]), tmp_path / "l.xml", space="LPS")[0]
+    pose = left_pose()
+    ras = write_localite(make_record([pose]), tmp_path / "r.xml")[0]
+    lps = write_localite(make_record([pose]), tmp_path / "l.xml", space="LPS")[0]
     assert _raw_matrices(ras)[0][0, 3] == -60.0
     assert _raw_matrices(lps)[0][0, 3] == 60.0  # LPS x grows to the left
     for path in (ras, lps):
@@ -145,7 +79,7 @@ def test_left_pose_stays_left(tmp_path):
 
 
 def test_file_format_details(tmp_path):
-    path = write_localite(_record([_left_pose()]), tmp_path / "m.xml")[0]
+    path = write_localite(make_record([left_pose()]), tmp_path / "m.xml")[0]
     data = path.read_bytes()
     assert b"\r" not in data
     assert data.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<InstrumentMarkerList')
@@ -158,19 +92,19 @@ def test_file_format_details(tmp_path):
 
 def test_names_are_escaped_not_injected(tmp_path):
     evil = "M1 <b>\"x\" & 'y'</b>\n\t--><Injected/>"
-    path = write_localite(_record([_left_pose()], names=[evil]), tmp_path / "m.xml")[0]
+    path = write_localite(make_record([left_pose()], names=[evil]), tmp_path / "m.xml")[0]
     root = ET.parse(path).getroot()
     assert root.find(".//Injected") is None and root.find(".//b") is None
     assert len(list(root.iter("InstrumentMarker"))) == 1
     # control characters become spaces; markup characters survive intact
     assert read_localite(path).names == ["M1 <b>\"x\" & 'y'</b>  --><Injected/>"]
-    entry = write_localite_entrytarget(_record([_left_pose()], names=[evil]), tmp_path / "e.xml")
+    entry = write_localite_entrytarget(make_record([left_pose()], names=[evil]), tmp_path / "e.xml")
     assert ET.parse(entry[0]).getroot().find(".//Injected") is None
 
 
 def test_entry_target_round_trip_and_lps(tmp_path):
-    poses = _random_poses(20, seed=3)
-    record = _record(poses)
+    poses = random_poses(20, seed=3)
+    record = make_record(poses)
     for space in ("RAS", "LPS"):
         path = write_localite_entrytarget(record, tmp_path / f"e_{space}.xml", space=space)[0]
         nav = read_localite(path)
@@ -186,19 +120,19 @@ def test_entry_target_round_trip_and_lps(tmp_path):
 
 
 def test_shear_and_nan_refused_before_writing(tmp_path):
-    sheared = _left_pose()
+    sheared = left_pose()
     sheared[0, 1] += 0.2
     with pytest.raises(PoseError, match="not orthonormal"):
-        write_localite(_record([sheared]), tmp_path / "a.xml")
-    nan = _left_pose()
+        write_localite(make_record([sheared]), tmp_path / "a.xml")
+    nan = left_pose()
     nan[1, 3] = np.nan
     with pytest.raises(PoseError, match="NaN"):
-        write_localite(_record([nan]), tmp_path / "b.xml")
+        write_localite(make_record([nan]), tmp_path / "b.xml")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_reader_refuses_shear(tmp_path):
-    path = write_localite(_record([_left_pose()]), tmp_path / "m.xml")[0]
+    path = write_localite(make_record([left_pose()]), tmp_path / "m.xml")[0]
     root = ET.parse(path).getroot()
     matrix = root.find(".//Matrix4D")
     matrix.set("data01", str(float(matrix.get("data01")) + 0.1))
@@ -211,15 +145,15 @@ def test_existing_file_refused_without_overwrite(tmp_path):
     path = tmp_path / "m.xml"
     path.write_text("keep")
     with pytest.raises(OutputExistsError):
-        write_localite(_record([_left_pose()]), path)
+        write_localite(make_record([left_pose()]), path)
     assert path.read_text() == "keep"
-    write_localite(_record([_left_pose()]), path, overwrite=True)
+    write_localite(make_record([left_pose()]), path, overwrite=True)
     assert read_localite(path).names == ["T0"]
 
 
 def test_space_checked(tmp_path):
     with pytest.raises(SpaceError, match="RAS, LPS"):
-        write_localite(_record([_left_pose()]), tmp_path / "m.xml", space="LAS")
+        write_localite(make_record([left_pose()]), tmp_path / "m.xml", space="LAS")
 
 
 def test_session_layout_helpers(tmp_path):
@@ -302,7 +236,7 @@ def test_vendor_trigger_markers_flag_untracked_pulses():
 
 
 def test_trigger_marker_tracked_pulse(tmp_path):
-    pose = _left_pose()
+    pose = left_pose()
     raw = pose @ LOCALITE_FROM_CANONICAL
     attrs = " ".join(f'data{r}{c}="{float(raw[r, c])!r}"' for r in range(4) for c in range(4))
     ident = " ".join(f'data{r}{c}="{float(r == c)}"' for r in range(4) for c in range(4))

@@ -3,11 +3,10 @@ import warnings
 import xml.etree.ElementTree as ET
 from datetime import datetime
 
-import nibabel as nib
 import numpy as np
 import pytest
+from _export_records import left_pose, make_record, random_poses
 
-from tmsplan import record as rec
 from tmsplan.errors import (
     FormatError,
     OutputExistsError,
@@ -25,71 +24,6 @@ from tmsplan.export import (
 )
 
 WHEN = datetime(2024, 3, 5, 14, 7, 9, 42_000)
-
-
-def _t1():
-    aff = np.array([[1.0, 0, 0, -90], [0, 1, 0, -126], [0, 0, 1, -72], [0, 0, 0, 1]])
-    img = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), aff)
-    img.set_sform(aff, code=1)
-    img.set_qform(aff, code=1)
-    return rec.t1_description(img, None, None)
-
-
-def _random_poses(n, seed):
-    rng = np.random.default_rng(seed)
-    poses = []
-    for _ in range(n):
-        q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-        q = q * np.sign(np.diag(r))
-        if np.linalg.det(q) < 0:
-            q[:, 0] *= -1
-        mat = np.eye(4)
-        mat[:3, :3] = q
-        mat[:3, 3] = rng.uniform(-90, 90, 3)
-        poses.append(mat)
-    return poses
-
-
-def _record(poses, names=None):
-    targets = []
-    for i, pose in enumerate(poses):
-        z, c = pose[:3, 2], pose[:3, 3]
-        targets.append(
-            {
-                "name": names[i] if names else f"T{i}",
-                "cortical_mm": (c + 25 * z).tolist(),
-                "scalp_mm": (c + 5 * z).tolist(),
-                "coil_matrix": pose.tolist(),
-                "depth_mm": 20.0,
-                "handle_direction": pose[:3, 1].tolist(),
-                "coil_skin_distance_mm": 5.0,
-                "reachable": True,
-                "unreachable_reason": None,
-            }
-        )
-    return {
-        "tmsplan_version": "0.1.0",
-        "schema_version": rec.SCHEMA_VERSION,
-        "subject": "01",
-        "space": "T1w",
-        "t1": _t1(),
-        "roi": {},
-        "activation": {},
-        "targets": targets,
-        "parameters": {},
-        "warnings": [],
-        "outputs": {},
-    }
-
-
-def _left_pose():
-    # coil over the left hemisphere (x < 0), z pointing in (towards +x, down)
-    pose = np.eye(4)
-    z = np.array([0.8, 0.0, -0.6])
-    y = np.array([0.0, 1.0, 0.0])
-    pose[:3, :3] = np.column_stack([np.cross(y, z), y, z])
-    pose[:3, 3] = [-60.0, 12.0, 45.0]
-    return pose
 
 
 def test_format_names():
@@ -113,16 +47,16 @@ def test_format_names():
 
 def test_unknown_format_lists_valid_names(tmp_path):
     with pytest.raises(FormatError, match="valid formats are: localite, localite-entrytarget"):
-        export_record(_record([_left_pose()]), "nexstim", tmp_path)
+        export_record(make_record([left_pose()]), "nexstim", tmp_path)
     with pytest.raises(FormatError, match="brainsight"):
         read_export(tmp_path / "x", "neuronav")
 
 
 def test_unsupported_space(tmp_path):
     with pytest.raises(SpaceError, match="not available for the brainsight format"):
-        export_record(_record([_left_pose()]), "brainsight", tmp_path, space="LPS")
+        export_record(make_record([left_pose()]), "brainsight", tmp_path, space="LPS")
     with pytest.raises(SpaceError):
-        export_all(_record([_left_pose()]), tmp_path, ["slicer", "csv"], space="LPS")
+        export_all(make_record([left_pose()]), tmp_path, ["slicer", "csv"], space="LPS")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -135,7 +69,7 @@ def test_default_filenames():
 
 
 def test_out_is_a_folder_or_a_file(tmp_path):
-    record = _record([_left_pose()])
+    record = make_record([left_pose()])
     (folder_file,) = export_record(record, "csv", tmp_path / "out", when=WHEN)
     assert folder_file == tmp_path / "out" / "targets_table.csv"
     (named,) = export_record(record, "csv", tmp_path / "mine.csv")
@@ -151,7 +85,7 @@ def test_out_is_a_folder_or_a_file(tmp_path):
 
 
 def test_export_all_writes_every_format(tmp_path):
-    record = _record(_random_poses(3, 61))
+    record = make_record(random_poses(3, 61))
     out = export_all(record, tmp_path, when=WHEN)
     assert list(out) == list(FORMATS)
     assert out["bids"] == ["sub-01_markers.tsv", "sub-01_coordsystem.json"]
@@ -162,7 +96,7 @@ def test_export_all_writes_every_format(tmp_path):
 
 
 def test_export_all_lps_defaults_to_formats_offering_it(tmp_path):
-    out = export_all(_record([_left_pose()]), tmp_path, space="LPS", when=WHEN)
+    out = export_all(make_record([left_pose()]), tmp_path, space="LPS", when=WHEN)
     assert list(out) == ["localite", "localite-entrytarget", "slicer"]
     root = ET.parse(tmp_path / out["localite"][0]).getroot()
     assert root.get("coordinateSpace") == "LPS"
@@ -170,7 +104,7 @@ def test_export_all_lps_defaults_to_formats_offering_it(tmp_path):
 
 
 def test_export_all_checks_everything_before_writing(tmp_path):
-    record = _record([_left_pose()])
+    record = make_record([left_pose()])
     (tmp_path / "targets_table.json").write_text("keep")
     with pytest.raises(OutputExistsError):
         export_all(record, tmp_path, when=WHEN)
@@ -181,7 +115,7 @@ def test_export_all_checks_everything_before_writing(tmp_path):
 
 @pytest.mark.parametrize("defect", ["shear", "nan", "mirror"])
 def test_bad_pose_refused_nothing_written(tmp_path, defect):
-    poses = _random_poses(3, 62)
+    poses = random_poses(3, 62)
     bad = poses[1]
     if defect == "shear":
         bad[0, 1] += 0.05
@@ -190,15 +124,15 @@ def test_bad_pose_refused_nothing_written(tmp_path, defect):
     else:
         bad[:3, 0] *= -1
     with pytest.raises(PoseError, match="'T1'"):
-        export_all(_record(poses), tmp_path / "out")
+        export_all(make_record(poses), tmp_path / "out")
     for fmt in FORMATS:
         with pytest.raises(PoseError):
-            export_record(_record(poses), fmt, tmp_path / "out", when=WHEN)
+            export_record(make_record(poses), fmt, tmp_path / "out", when=WHEN)
     assert not (tmp_path / "out").exists()
 
 
 def test_unreachable_targets(tmp_path):
-    record = _record(_random_poses(3, 63))
+    record = make_record(random_poses(3, 63))
     record["targets"][2]["reachable"] = False
     record["targets"][2]["unreachable_reason"] = "deeper than 40 mm"
     with warnings.catch_warnings(record=True) as caught:
@@ -216,7 +150,7 @@ def test_unreachable_targets(tmp_path):
 
 
 def test_no_reachable_target(tmp_path):
-    record = _record([_left_pose()])
+    record = make_record([left_pose()])
     record["targets"][0]["reachable"] = False
     record["targets"][0]["unreachable_reason"] = "no scalp"
     with pytest.warns(ExportWarning, match="navigator formats .* not written"):
@@ -233,8 +167,8 @@ def _reader_kwargs(fmt, record):
 
 @pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "localite-entrytarget"])
 def test_every_format_round_trips_20_poses(tmp_path, fmt):
-    poses = _random_poses(20, 64)
-    record = _record(poses)
+    poses = random_poses(20, 64)
+    record = make_record(poses)
     paths = export_record(record, fmt, tmp_path, when=WHEN)
     nav = read_export(paths[0], fmt, **_reader_kwargs(fmt, record))
     np.testing.assert_allclose(nav.poses().matrices, np.stack(poses), atol=1e-6)
@@ -242,7 +176,7 @@ def test_every_format_round_trips_20_poses(tmp_path, fmt):
 
 
 def test_entrytarget_round_trips_points(tmp_path):
-    record = _record(_random_poses(20, 65))
+    record = make_record(random_poses(20, 65))
     (path,) = export_record(record, "localite-entrytarget", tmp_path, when=WHEN)
     nav = read_export(path, "localite-entrytarget")
     np.testing.assert_allclose(
@@ -252,7 +186,7 @@ def test_entrytarget_round_trips_points(tmp_path):
 
 @pytest.mark.parametrize("space", ["RAS", "LPS"])
 def test_left_stays_left_in_every_format(tmp_path, space):
-    record = _record([_left_pose()])
+    record = make_record([left_pose()])
     formats = [n for n, s in FORMATS.items() if space in s.spaces]
     out = export_all(record, tmp_path, formats, space=space, when=WHEN)
     for fmt, files in out.items():
@@ -260,7 +194,7 @@ def test_left_stays_left_in_every_format(tmp_path, space):
         point = marker.pose[:3, 3] if marker.pose is not None else marker.scalp_mm
         assert point[0] < 0, fmt
         if marker.pose is not None:
-            np.testing.assert_allclose(marker.pose, _left_pose(), atol=1e-9)
+            np.testing.assert_allclose(marker.pose, left_pose(), atol=1e-9)
     if space == "LPS":
         root = ET.parse(tmp_path / out["localite"][0]).getroot()
         assert float(root.find(".//Matrix4D").get("data03")) > 0

@@ -1,83 +1,17 @@
 import json
 
-import nibabel as nib
 import numpy as np
 import pytest
+from _export_records import left_pose, make_record, random_poses
 
-from tmsplan import record as rec
 from tmsplan.errors import FormatError, OutputExistsError, PoseError, SpaceError
 from tmsplan.export.slicer import SLICER_SCHEMA, read_slicer, write_slicer
 
 
-def _t1():
-    aff = np.array([[1.0, 0, 0, -90], [0, 1, 0, -126], [0, 0, 1, -72], [0, 0, 0, 1]])
-    img = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), aff)
-    img.set_sform(aff, code=1)
-    img.set_qform(aff, code=1)
-    return rec.t1_description(img, None, None)
-
-
-def _random_poses(n, seed):
-    rng = np.random.default_rng(seed)
-    poses = []
-    for _ in range(n):
-        q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-        q = q * np.sign(np.diag(r))
-        if np.linalg.det(q) < 0:
-            q[:, 0] *= -1
-        mat = np.eye(4)
-        mat[:3, :3] = q
-        mat[:3, 3] = rng.uniform(-90, 90, 3)
-        poses.append(mat)
-    return poses
-
-
-def _record(poses, names=None):
-    targets = []
-    for i, pose in enumerate(poses):
-        z, c = pose[:3, 2], pose[:3, 3]
-        targets.append(
-            {
-                "name": names[i] if names else f"T{i}",
-                "cortical_mm": (c + 25 * z).tolist(),
-                "scalp_mm": (c + 5 * z).tolist(),
-                "coil_matrix": pose.tolist(),
-                "depth_mm": 20.0,
-                "handle_direction": pose[:3, 1].tolist(),
-                "coil_skin_distance_mm": 5.0,
-                "reachable": True,
-                "unreachable_reason": None,
-            }
-        )
-    return {
-        "tmsplan_version": "0.1.0",
-        "schema_version": rec.SCHEMA_VERSION,
-        "subject": "01",
-        "space": "T1w",
-        "t1": _t1(),
-        "roi": {},
-        "activation": {},
-        "targets": targets,
-        "parameters": {},
-        "warnings": [],
-        "outputs": {},
-    }
-
-
-def _left_pose():
-    # coil over the left hemisphere (x < 0), z pointing in (towards +x, down)
-    pose = np.eye(4)
-    z = np.array([0.8, 0.0, -0.6])
-    y = np.array([0.0, 1.0, 0.0])
-    pose[:3, :3] = np.column_stack([np.cross(y, z), y, z])
-    pose[:3, 3] = [-60.0, 12.0, 45.0]
-    return pose
-
-
 @pytest.mark.parametrize("space", ["RAS", "LPS"])
 def test_round_trip_20_random_poses(tmp_path, space):
-    poses = _random_poses(20, seed=31)
-    record = _record(poses)
+    poses = random_poses(20, seed=31)
+    record = make_record(poses)
     path = write_slicer(record, tmp_path / "t.mrk.json", space=space)[0]
     nav = read_slicer(path)
     assert nav.file_space == space
@@ -89,10 +23,10 @@ def test_round_trip_20_random_poses(tmp_path, space):
 
 
 def test_layout_and_lps_negation(tmp_path):
-    pose = _left_pose()
-    ras = json.loads(write_slicer(_record([pose]), tmp_path / "r.mrk.json")[0].read_text())
+    pose = left_pose()
+    ras = json.loads(write_slicer(make_record([pose]), tmp_path / "r.mrk.json")[0].read_text())
     lps = json.loads(
-        write_slicer(_record([pose]), tmp_path / "l.mrk.json", space="LPS")[0].read_text()
+        write_slicer(make_record([pose]), tmp_path / "l.mrk.json", space="LPS")[0].read_text()
     )
     assert ras["@schema"] == SLICER_SCHEMA
     (markup,) = ras["markups"]
@@ -143,7 +77,7 @@ def test_foreign_markups_give_points(tmp_path):
 
 
 def test_reader_refuses_shear(tmp_path):
-    path = write_slicer(_record([_left_pose()]), tmp_path / "t.mrk.json")[0]
+    path = write_slicer(make_record([left_pose()]), tmp_path / "t.mrk.json")[0]
     doc = json.loads(path.read_text())
     doc["markups"][0]["controlPoints"][0]["orientation"][1] += 0.2
     (tmp_path / "s.mrk.json").write_text(json.dumps(doc))
@@ -155,20 +89,22 @@ def test_reader_refuses_shear(tmp_path):
 
 
 def test_writer_refusals(tmp_path):
-    nan = _left_pose()
+    nan = left_pose()
     nan[2, 2] = np.nan
     with pytest.raises(PoseError):
-        write_slicer(_record([nan]), tmp_path / "a.mrk.json")
+        write_slicer(make_record([nan]), tmp_path / "a.mrk.json")
     assert not (tmp_path / "a.mrk.json").exists()
-    write_slicer(_record([_left_pose()]), tmp_path / "b.mrk.json")
+    write_slicer(make_record([left_pose()]), tmp_path / "b.mrk.json")
     with pytest.raises(OutputExistsError):
-        write_slicer(_record([_left_pose()]), tmp_path / "b.mrk.json")
+        write_slicer(make_record([left_pose()]), tmp_path / "b.mrk.json")
     with pytest.raises(SpaceError):
-        write_slicer(_record([_left_pose()]), tmp_path / "c.mrk.json", space="RAI")
+        write_slicer(make_record([left_pose()]), tmp_path / "c.mrk.json", space="RAI")
 
 
 def test_names_are_json_escaped(tmp_path):
-    path = write_slicer(_record([_left_pose()], names=['x"}, {"a": 1\n']), tmp_path / "t.mrk.json")
+    path = write_slicer(
+        make_record([left_pose()], names=['x"}, {"a": 1\n']), tmp_path / "t.mrk.json"
+    )
     doc = json.loads(path[0].read_text())
     assert len(doc["markups"]) == 1
     assert read_slicer(path[0]).names == ['x"}, {"a": 1']

@@ -2,78 +2,12 @@ import csv
 import io
 import json
 
-import nibabel as nib
 import numpy as np
 import pytest
+from _export_records import left_pose, make_record, random_poses
 
-from tmsplan import record as rec
 from tmsplan.errors import FormatError, OutputExistsError, PoseError
 from tmsplan.export.table import CSV_COLUMNS, read_csv, read_json, write_csv, write_json
-
-
-def _t1():
-    aff = np.array([[1.0, 0, 0, -90], [0, 1, 0, -126], [0, 0, 1, -72], [0, 0, 0, 1]])
-    img = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), aff)
-    img.set_sform(aff, code=1)
-    img.set_qform(aff, code=1)
-    return rec.t1_description(img, None, None)
-
-
-def _random_poses(n, seed):
-    rng = np.random.default_rng(seed)
-    poses = []
-    for _ in range(n):
-        q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-        q = q * np.sign(np.diag(r))
-        if np.linalg.det(q) < 0:
-            q[:, 0] *= -1
-        mat = np.eye(4)
-        mat[:3, :3] = q
-        mat[:3, 3] = rng.uniform(-90, 90, 3)
-        poses.append(mat)
-    return poses
-
-
-def _record(poses, names=None):
-    targets = []
-    for i, pose in enumerate(poses):
-        z, c = pose[:3, 2], pose[:3, 3]
-        targets.append(
-            {
-                "name": names[i] if names else f"T{i}",
-                "cortical_mm": (c + 25 * z).tolist(),
-                "scalp_mm": (c + 5 * z).tolist(),
-                "coil_matrix": pose.tolist(),
-                "depth_mm": 20.0,
-                "handle_direction": pose[:3, 1].tolist(),
-                "coil_skin_distance_mm": 5.0,
-                "reachable": True,
-                "unreachable_reason": None,
-            }
-        )
-    return {
-        "tmsplan_version": "0.1.0",
-        "schema_version": rec.SCHEMA_VERSION,
-        "subject": "01",
-        "space": "T1w",
-        "t1": _t1(),
-        "roi": {},
-        "activation": {},
-        "targets": targets,
-        "parameters": {},
-        "warnings": [],
-        "outputs": {},
-    }
-
-
-def _left_pose():
-    # coil over the left hemisphere (x < 0), z pointing in (towards +x, down)
-    pose = np.eye(4)
-    z = np.array([0.8, 0.0, -0.6])
-    y = np.array([0.0, 1.0, 0.0])
-    pose[:3, :3] = np.column_stack([np.cross(y, z), y, z])
-    pose[:3, 3] = [-60.0, 12.0, 45.0]
-    return pose
 
 
 def _with_unreachable(record):
@@ -86,8 +20,8 @@ def _with_unreachable(record):
     ("write", "read", "suffix"), [(write_csv, read_csv, "csv"), (write_json, read_json, "json")]
 )
 def test_round_trip_20_random_poses_all_targets(tmp_path, write, read, suffix):
-    poses = _random_poses(20, seed=51)
-    record = _with_unreachable(_record(poses))
+    poses = random_poses(20, seed=51)
+    record = _with_unreachable(make_record(poses))
     nav = read(write(record, tmp_path / f"t.{suffix}")[0])  # no warning: tables keep all
     assert nav.frame == "T1w"
     assert nav.names == [f"T{i}" for i in range(20)]
@@ -103,8 +37,8 @@ def test_round_trip_20_random_poses_all_targets(tmp_path, write, read, suffix):
 
 
 def test_csv_layout(tmp_path):
-    pose = _left_pose()
-    record = _record([pose])
+    pose = left_pose()
+    record = make_record([pose])
     record["space"] = "MNI152NLin6Asym"
     path = write_csv(record, tmp_path / "t.csv")[0]
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
@@ -119,7 +53,7 @@ def test_csv_layout(tmp_path):
 
 def test_csv_names_quoted_and_formula_guarded(tmp_path):
     names = ['a,b "c"', "=HYPERLINK(1)", "x;y<&>", "tab\there\nnewline", "-5 mm"]
-    path = write_csv(_record(_random_poses(5, 7), names=names), tmp_path / "t.csv")[0]
+    path = write_csv(make_record(random_poses(5, 7), names=names), tmp_path / "t.csv")[0]
     rows = list(csv.reader(io.StringIO(path.read_text())))
     assert len(rows) == 6 and all(len(r) == len(CSV_COLUMNS) for r in rows)
     assert rows[2][0] == "'=HYPERLINK(1)" and rows[5][0] == "'-5 mm"
@@ -133,8 +67,8 @@ def test_csv_names_quoted_and_formula_guarded(tmp_path):
 
 
 def test_json_layout(tmp_path):
-    pose = _left_pose()
-    path = write_json(_with_unreachable(_record([pose, pose])), tmp_path / "t.json")[0]
+    pose = left_pose()
+    path = write_json(_with_unreachable(make_record([pose, pose])), tmp_path / "t.json")[0]
     doc = json.loads(path.read_text())
     assert doc["format"] == "tmsplan-targets" and doc["space"] == "T1w"
     first, second = doc["targets"]
@@ -142,24 +76,24 @@ def test_json_layout(tmp_path):
     np.testing.assert_allclose(first["coil_z_axis_into_head"], pose[:3, 2])
     assert second["reachable"] is False
     name = 'q"\n<x>'
-    path = write_json(_record([pose], names=[name]), tmp_path / "n.json")[0]
+    path = write_json(make_record([pose], names=[name]), tmp_path / "n.json")[0]
     assert read_json(path).names == [name]  # JSON keeps the name exactly
 
 
 def test_refusals(tmp_path):
-    sheared = _left_pose()
+    sheared = left_pose()
     sheared[1, 0] += 0.1
     for write, name in ((write_csv, "a.csv"), (write_json, "a.json")):
         with pytest.raises(PoseError):
-            write(_record([sheared]), tmp_path / name)
+            write(make_record([sheared]), tmp_path / name)
     assert list(tmp_path.iterdir()) == []
-    write_csv(_record([_left_pose()]), tmp_path / "b.csv")
+    write_csv(make_record([left_pose()]), tmp_path / "b.csv")
     with pytest.raises(OutputExistsError):
-        write_csv(_record([_left_pose()]), tmp_path / "b.csv")
+        write_csv(make_record([left_pose()]), tmp_path / "b.csv")
 
 
 def test_readers_refuse_shear_and_foreign_files(tmp_path):
-    path = write_csv(_record([_left_pose()]), tmp_path / "t.csv")[0]
+    path = write_csv(make_record([left_pose()]), tmp_path / "t.csv")[0]
     text = path.read_text().splitlines()
     cells = text[1].split(",")
     cells[CSV_COLUMNS.index("xaxis_y")] = str(float(cells[CSV_COLUMNS.index("xaxis_y")]) + 0.2)

@@ -1,11 +1,10 @@
 import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
+from _export_records import RAS_AFFINE, left_pose, make_record, make_t1, random_poses
 
-from tmsplan import record as rec
 from tmsplan.errors import FormatError, OutputExistsError, PoseError, SpaceError
 from tmsplan.export.visor2 import read_visor2, visor2_fingerprint, write_visor2
 
@@ -17,85 +16,20 @@ needs_vendor = pytest.mark.skipif(
 
 # an LAS-stored 1 mm image (qfac -1): the geometry of the visor2 sample's T1
 _LAS = np.array([[-1.0, 0, 0, 90], [0, 1, 0, -126], [0, 0, 1, -172], [0, 0, 0, 1]])
-_RAS = np.array([[1.0, 0, 0, -90], [0, 1, 0, -126], [0, 0, 1, -72], [0, 0, 0, 1]])
-
-
-def _t1(aff=_RAS):
-    img = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), aff)
-    img.set_sform(aff, code=1)
-    img.set_qform(aff, code=1)
-    return rec.t1_description(img, None, None)
-
-
-def _random_poses(n, seed):
-    rng = np.random.default_rng(seed)
-    poses = []
-    for _ in range(n):
-        q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-        q = q * np.sign(np.diag(r))
-        if np.linalg.det(q) < 0:
-            q[:, 0] *= -1
-        mat = np.eye(4)
-        mat[:3, :3] = q
-        mat[:3, 3] = rng.uniform(-90, 90, 3)
-        poses.append(mat)
-    return poses
-
-
-def _record(poses, names=None, t1=None):
-    targets = []
-    for i, pose in enumerate(poses):
-        z, c = pose[:3, 2], pose[:3, 3]
-        targets.append(
-            {
-                "name": names[i] if names else f"T{i}",
-                "cortical_mm": (c + 25 * z).tolist(),
-                "scalp_mm": (c + 5 * z).tolist(),
-                "coil_matrix": pose.tolist(),
-                "depth_mm": 20.0,
-                "handle_direction": pose[:3, 1].tolist(),
-                "coil_skin_distance_mm": 5.0,
-                "reachable": True,
-                "unreachable_reason": None,
-            }
-        )
-    return {
-        "tmsplan_version": "0.1.0",
-        "schema_version": rec.SCHEMA_VERSION,
-        "subject": "01",
-        "space": "T1w",
-        "t1": t1 or _t1(),
-        "roi": {},
-        "activation": {},
-        "targets": targets,
-        "parameters": {},
-        "warnings": [],
-        "outputs": {},
-    }
-
-
-def _left_pose():
-    # coil over the left hemisphere (x < 0), z pointing in (towards +x, down)
-    pose = np.eye(4)
-    z = np.array([0.8, 0.0, -0.6])
-    y = np.array([0.0, 1.0, 0.0])
-    pose[:3, :3] = np.column_stack([np.cross(y, z), y, z])
-    pose[:3, 3] = [-60.0, 12.0, 45.0]
-    return pose
 
 
 def test_round_trip_20_random_poses(tmp_path):
-    poses = _random_poses(20, seed=21)
-    path = write_visor2(_record(poses), tmp_path / "m.mrk")[0]
-    nav = read_visor2(path, t1=_t1())
+    poses = random_poses(20, seed=21)
+    path = write_visor2(make_record(poses), tmp_path / "m.mrk")[0]
+    nav = read_visor2(path, t1=make_t1())
     assert nav.names == [f"T{i}" for i in range(20)]
     np.testing.assert_allclose(nav.poses().matrices, np.stack(poses), atol=1e-6)
 
 
 def test_matrix_written_as_is_with_fingerprint(tmp_path):
-    pose = _left_pose()
-    t1 = _t1(_LAS)
-    path = write_visor2(_record([pose], t1=t1), tmp_path / "m.mrk")[0]
+    pose = left_pose()
+    t1 = make_t1(_LAS)
+    path = write_visor2(make_record([pose], t1=t1), tmp_path / "m.mrk")[0]
     doc = json.loads(path.read_text())
     target = doc["TargetMarkers"][0]["CoilTarget"]
     assert target["CoilAxesConvention"] == "simnibs"
@@ -113,18 +47,18 @@ def test_matrix_written_as_is_with_fingerprint(tmp_path):
 
 
 def test_fingerprint_mismatch_refused(tmp_path):
-    path = write_visor2(_record([_left_pose()], t1=_t1(_LAS)), tmp_path / "m.mrk")[0]
+    path = write_visor2(make_record([left_pose()], t1=make_t1(_LAS)), tmp_path / "m.mrk")[0]
     with pytest.raises(SpaceError, match="another image"):
-        read_visor2(path, t1=_t1(_RAS))
+        read_visor2(path, t1=make_t1(RAS_AFFINE))
     shifted = _LAS.copy()
     shifted[2, 3] += 1.0
     with pytest.raises(SpaceError, match="qoffset"):
-        read_visor2(path, t1=_t1(shifted))
-    assert len(read_visor2(path, t1=_t1(_LAS)).markers) == 1
+        read_visor2(path, t1=make_t1(shifted))
+    assert len(read_visor2(path, t1=make_t1(_LAS)).markers) == 1
 
 
 def test_reader_refusals(tmp_path):
-    path = write_visor2(_record([_left_pose()]), tmp_path / "m.mrk")[0]
+    path = write_visor2(make_record([left_pose()]), tmp_path / "m.mrk")[0]
     doc = json.loads(path.read_text())
     doc["TargetMarkers"][0]["CoilTarget"]["CoilPose"]["RigidTransformMatrix4x4"][0][1] += 0.2
     (tmp_path / "s.mrk").write_text(json.dumps(doc))
@@ -141,19 +75,19 @@ def test_reader_refusals(tmp_path):
 
 
 def test_writer_refusals(tmp_path):
-    sheared = _left_pose()
+    sheared = left_pose()
     sheared[2, 0] += 0.3
     with pytest.raises(PoseError):
-        write_visor2(_record([sheared]), tmp_path / "a.mrk")
+        write_visor2(make_record([sheared]), tmp_path / "a.mrk")
     assert not (tmp_path / "a.mrk").exists()
-    write_visor2(_record([_left_pose()]), tmp_path / "b.mrk")
+    write_visor2(make_record([left_pose()]), tmp_path / "b.mrk")
     with pytest.raises(OutputExistsError):
-        write_visor2(_record([_left_pose()]), tmp_path / "b.mrk")
+        write_visor2(make_record([left_pose()]), tmp_path / "b.mrk")
 
 
 def test_names_are_json_escaped(tmp_path):
     name = 'a"b\\c</x>\n{'
-    path = write_visor2(_record([_left_pose()], names=[name]), tmp_path / "m.mrk")[0]
+    path = write_visor2(make_record([left_pose()], names=[name]), tmp_path / "m.mrk")[0]
     assert read_visor2(path).names == ['a"b\\c</x> {']
 
 
@@ -176,6 +110,6 @@ def test_vendor_sample_fingerprint_and_poses():
         assert marker.pose[:3, 2] @ (-centre / np.linalg.norm(centre)) > 0.7
         assert 50 < np.linalg.norm(centre) < 120
     # the sample's image is LAS-stored with qfac -1: an image with that geometry matches
-    assert len(read_visor2(SAMPLE, t1=_t1(_LAS)).markers) == len(nav.markers)
+    assert len(read_visor2(SAMPLE, t1=make_t1(_LAS)).markers) == len(nav.markers)
     with pytest.raises(SpaceError):
-        read_visor2(SAMPLE, t1=_t1(_RAS))
+        read_visor2(SAMPLE, t1=make_t1(RAS_AFFINE))

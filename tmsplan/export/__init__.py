@@ -29,6 +29,7 @@ rotation.
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -351,6 +352,34 @@ def _pose_from_file(matrix: Any, *, name: str) -> np.ndarray:
     """
     mat = check_rigid(np.asarray(matrix, dtype=float), name=name, atol=READ_ATOL)[0]
     return _nearest_rotation(mat)
+
+
+def _read_text(path: Path) -> str:
+    """The whole file as UTF-8 text.
+
+    Raises
+    ------
+    FormatError
+        The file cannot be read, or is not UTF-8.
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{path}: cannot read it as UTF-8 text ({exc}).") from None
+
+
+def _read_json(path: Path) -> Any:
+    """The file parsed as a UTF-8 JSON document.
+
+    Raises
+    ------
+    FormatError
+        The file cannot be read, is not UTF-8, or is not valid JSON.
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{path}: cannot read it as JSON ({exc}).") from None
 
 
 def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:

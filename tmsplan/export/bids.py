@@ -37,6 +37,7 @@ from tmsplan.export import (
     _num,
     _parse_float,
     _pose_from_file,
+    _read_text,
     _record_targets,
 )
 from tmsplan.outputs import write_text
@@ -166,10 +167,7 @@ def read_bids(path: str | Path) -> NavigatorFile:
     """
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{source}: cannot read it as UTF-8 text ({exc}).") from None
+    text = _read_text(path)
     reader = csv.DictReader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
     if not reader.fieldnames or "MarkerID" not in reader.fieldnames:
         raise FormatError(f"{source}: no MarkerID column; not a *_markers.tsv file.")

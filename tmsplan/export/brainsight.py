@@ -47,6 +47,7 @@ from tmsplan.export import (
     _frame_default,
     _parse_float,
     _pose_from_file,
+    _read_text,
     _record_targets,
 )
 from tmsplan.outputs import write_text
@@ -264,10 +265,7 @@ def read_brainsight(path: str | Path, *, frame: str | None = None) -> NavigatorF
     """
     path = Path(path)
     source = str(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{source}: cannot read it as UTF-8 text ({exc}).") from None
+    lines = _read_text(path).splitlines()
     header, tables = _split_tables(lines, source)
     if "version" not in header and not tables:
         raise FormatError(

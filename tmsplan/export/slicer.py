@@ -32,6 +32,7 @@ from tmsplan.export import (
     _frame_default,
     _parse_float,
     _pose_from_file,
+    _read_json,
     _record_targets,
     _world,
 )
@@ -147,10 +148,7 @@ def read_slicer(path: str | Path, *, frame: str | None = None) -> NavigatorFile:
     """
     path = Path(path)
     source = str(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{source}: cannot read it as JSON ({exc}).") from None
+    doc = _read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("markups"), list):
         raise FormatError(f"{source}: no 'markups' list; not a Slicer .mrk.json file.")
     markers: list[Marker] = []

@@ -36,6 +36,8 @@ from tmsplan.export import (
     _num,
     _parse_float,
     _pose_from_file,
+    _read_json,
+    _read_text,
     _record_targets,
 )
 from tmsplan.outputs import write_text
@@ -170,10 +172,7 @@ def read_csv(path: str | Path) -> NavigatorFile:
     """
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{source}: cannot read it as UTF-8 text ({exc}).") from None
+    text = _read_text(path)
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
@@ -313,10 +312,7 @@ def read_json(path: str | Path) -> NavigatorFile:
     """
     path = Path(path)
     source = str(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{source}: cannot read it as JSON ({exc}).") from None
+    doc = _read_json(path)
     if not isinstance(doc, dict) or doc.get("format") != "tmsplan-targets":
         raise FormatError(f"{source}: not a tmsplan targets JSON (format != 'tmsplan-targets').")
     markers = []

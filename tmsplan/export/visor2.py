@@ -31,6 +31,7 @@ from tmsplan.export import (
     _frame_default,
     _parse_float,
     _pose_from_file,
+    _read_json,
     _record_targets,
 )
 from tmsplan.outputs import write_text
@@ -196,10 +197,7 @@ def read_visor2(
     """
     path = Path(path)
     source = str(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{source}: cannot read it as JSON ({exc}).") from None
+    doc = _read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("TargetMarkers"), list):
         raise FormatError(f"{source}: no 'TargetMarkers' list; not a visor2 .mrk file.")
     config = doc.get("Configuration") or {}
