@@ -16,8 +16,8 @@ is resampled to the template's voxel size for the registration only; the
 transform is in world millimetres, so the T1 grid is unaffected.
 
 Quality: the warped MNI head mask is compared with the T1's head mask
-(:func:`tmsplan.transforms.head_fit`); a registration is refused when the
-overlap is poor (Dice < :data:`tmsplan.transforms.FIT_MIN_HEAD_DICE`), when the
+(:func:`tmsplan.headfit.head_fit`); a registration is refused when the
+overlap is poor (Dice < :data:`tmsplan.headfit.FIT_MIN_HEAD_DICE`), when the
 T1 looks skull-stripped, or when its head is implausibly small.
 """
 
@@ -39,16 +39,12 @@ import nibabel as nib
 import numpy as np
 
 from tmsplan.errors import RegistrationError
-from tmsplan.images import ImageLike, check_img
+from tmsplan.headfit import MIN_HEAD_VOLUME_L, downsample, head_fit, head_mask, judge_fit
+from tmsplan.images import ImageLike, check_img, voxel_to_world, world_to_voxel
 from tmsplan.outputs import check_writable, write_bytes
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME
-from tmsplan.transforms import (
-    MIN_HEAD_VOLUME_L,
-    MniToSubject,
-    head_fit,
-    judge_fit,
-    load_mni_to_subject,
-)
+from tmsplan.transforms import MniToSubject, load_mni_to_subject
+from tmsplan.warps import map_steps
 
 __all__ = [
     "RegistrationKind",
@@ -89,7 +85,7 @@ class RegistrationResult:
     quality : Mapping
         ``head_dice`` (warped MNI head mask vs T1 head mask, 4 mm grid),
         ``reversed_head_dice``, ``brain_dice``, ``t1_head_volume_l``,
-        ``coverage`` (see :func:`tmsplan.transforms.head_fit`) and ``nmi``
+        ``coverage`` (see :func:`tmsplan.headfit.head_fit`) and ``nmi``
         (normalised mutual information of T1 and warped template, 1 to 2).
     seconds : float
         Wall time of the registration.
@@ -186,9 +182,9 @@ def register_mni_to_t1(
         ``t1`` is not a valid 3-D image (e.g. 4-D).
     RegistrationError
         The T1 looks skull-stripped or cropped (head mask under
-        :data:`tmsplan.transforms.MIN_HEAD_VOLUME_L` litres), its affine is
+        :data:`tmsplan.headfit.MIN_HEAD_VOLUME_L` litres), its affine is
         sheared, ANTs failed, or the result does not fit the T1 (head Dice under
-        :data:`tmsplan.transforms.FIT_MIN_HEAD_DICE`, or normalised mutual
+        :data:`tmsplan.headfit.FIT_MIN_HEAD_DICE`, or normalised mutual
         information under :data:`MIN_NMI`: a wrongly oriented head, noise).
     """
     if kind not in _ANTS_TYPE:
@@ -299,10 +295,8 @@ def _check_orthogonal(img: nib.Nifti1Image) -> None:
 
 def _precheck_head(img: nib.Nifti1Image) -> None:
     """Refuse images that cannot be a head with scalp before spending time on ANTs."""
-    from tmsplan.transforms import _downsample, _head_mask
-
-    data, affine = _downsample(img, 4.0)
-    mask = _head_mask(data)
+    data, affine = downsample(img, 4.0)
+    mask = head_mask(data)
     volume_l = float(mask.sum() * abs(np.linalg.det(affine[:3, :3])) / 1e6)
     if volume_l < MIN_HEAD_VOLUME_L:
         raise RegistrationError(
@@ -318,17 +312,15 @@ def _nmi(mni_to_subject: MniToSubject, img: nib.Nifti1Image, resolution: int) ->
     from scipy import ndimage
 
     from tmsplan.bundled import load_mni_head
-    from tmsplan.images import voxel_to_world, world_to_voxel
-    from tmsplan.transforms import _downsample, _head_mask, _map_steps
 
-    data, affine = _downsample(img, 4.0)
+    data, affine = downsample(img, 4.0)
     xyz = voxel_to_world(affine, np.indices(data.shape).reshape(3, -1).T)
     template = load_mni_head(resolution)
-    vox = world_to_voxel(template.affine, _map_steps(mni_to_subject.steps, xyz))
+    vox = world_to_voxel(template.affine, map_steps(mni_to_subject.steps, xyz))
     warped = ndimage.map_coordinates(
         np.asarray(template.dataobj, dtype=np.float64), vox.T, order=1, cval=0.0
     )
-    keep = _head_mask(data).reshape(-1) | (warped > 0)
+    keep = head_mask(data).reshape(-1) | (warped > 0)
     a, b = data.reshape(-1)[keep], warped[keep]
     if a.size < 10 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return 1.0
