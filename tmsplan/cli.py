@@ -223,9 +223,24 @@ def _activation(args: argparse.Namespace, peaks: Path | None) -> dict:
     return {"activation": img, "activation_source": provenance}
 
 
+def _plan_and_write(args: argparse.Namespace, **plan_args) -> int:
+    """Plan with the shared options of ``plan``/``demo``, write the folder, summarise."""
+    from tmsplan.plan import plan_target, write_plan
+
+    plan = plan_target(**plan_args, **_plan_kwargs(args))
+    record = write_plan(
+        plan,
+        args.out,
+        formats=_formats(args.formats),
+        report=not args.no_report,
+        overwrite=args.force,
+    )
+    print(_summary(record, args.out))
+    return 0
+
+
 def _run_plan(args: argparse.Namespace) -> int:
     from tmsplan.outputs import check_writable
-    from tmsplan.plan import plan_target, write_plan
 
     sources = [args.activation, args.peaks, args.target_mni, args.target_t1]
     if sum(x is not None for x in sources) != 1:
@@ -238,7 +253,8 @@ def _run_plan(args: argparse.Namespace) -> int:
             "an activation map needs an ROI: --roi ID (see 'tmsplan rois') or --roi-mask."
         )
     check_writable(args.out, overwrite=args.force)
-    plan = plan_target(
+    return _plan_and_write(
+        args,
         **(_activation(args, args.peaks) if (args.activation or args.peaks) else {}),
         roi=args.roi,
         roi_mask=args.roi_mask,
@@ -251,23 +267,12 @@ def _run_plan(args: argparse.Namespace) -> int:
         target_t1=args.target_t1,
         subject=args.subject,
         target_name=args.target_name,
-        **_plan_kwargs(args),
     )
-    record = write_plan(
-        plan,
-        args.out,
-        formats=_formats(args.formats),
-        report=not args.no_report,
-        overwrite=args.force,
-    )
-    print(_summary(record, args.out))
-    return 0
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from tmsplan.bundled import atlas_dir
     from tmsplan.outputs import check_writable
-    from tmsplan.plan import plan_target, write_plan
 
     check_writable(args.out, overwrite=args.force)
     print(
@@ -275,21 +280,12 @@ def _run_demo(args: argparse.Namespace) -> int:
         f"ROI {args.roi}, embedded MNI152NLin6Asym head",
         file=sys.stderr,
     )
-    plan = plan_target(
+    return _plan_and_write(
+        args,
         **_activation(args, atlas_dir() / DEMO_PEAKS),
         roi=args.roi,
         subject="MNI152NLin6Asym-demo",
-        **_plan_kwargs(args),
     )
-    record = write_plan(
-        plan,
-        args.out,
-        formats=_formats(args.formats),
-        report=not args.no_report,
-        overwrite=args.force,
-    )
-    print(_summary(record, args.out))
-    return 0
 
 
 def _run_rois(args: argparse.Namespace) -> int:
