@@ -166,3 +166,25 @@ def test_tied_peaks_give_the_same_world_target_in_every_storage_order(order):
     other = select_target(restore(flat, order), roi, frame=FRAME)
     np.testing.assert_allclose(other.target.xyz, ras.target.xyz)
     np.testing.assert_allclose(ras.target.xyz, [[-30, 10, 20]], atol=1e-6)  # centre of the plateau
+
+
+@pytest.mark.parametrize("order", ["LAS", "LPS"])
+def test_fully_tied_clusters_are_chosen_by_world_position_not_storage_order(order):
+    # two identical plateaus (same size, same peak) mirrored across the midline
+    ref = asymmetric_map()
+    left = sphere_mask((-30, 10, 20), 5, ref).get_fdata()
+    right = sphere_mask((30, 10, 20), 5, ref).get_fdata()
+    twin = nib.Nifti1Image(5.0 * (left + right), ref.affine)
+    twin.set_sform(ref.affine, code=1)
+    roi = sphere_mask((0, 10, 20), 40, ref)
+    ras = select_target(twin, roi, frame=FRAME)
+    other = select_target(restore(twin, order), roi, frame=FRAME)
+    np.testing.assert_allclose(other.target.xyz, ras.target.xyz)
+    assert ras.target.xyz[0, 0] < 0  # the documented tie-break: smallest world x
+
+
+def test_non_utf8_peak_table(tmp_path):
+    bad = tmp_path / "peaks.tsv"
+    bad.write_bytes(b"x\ty\tz\tpeak_z\n\xff\xfe1\t2\t3\t4\n")
+    with pytest.raises(FormatError, match="UTF-8"):
+        read_peak_table(bad)

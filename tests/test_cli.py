@@ -182,3 +182,14 @@ def test_closed_pipe_is_not_an_error(monkeypatch, capsys):
     assert code == 0
     err = capsys.readouterr().err
     assert "error" not in err and "Traceback" not in err
+
+
+def test_force_does_not_delete_a_data_folder(capsys, tmp_path):
+    data = tmp_path / "sub-01"
+    data.mkdir()
+    (data / "T1w.nii.gz").write_bytes(b"scan")
+    code, _, err = _run(
+        capsys, "plan", "--target-mni", "-38", "44", "26", "--out", str(data), "--force"
+    )
+    _assert_one_line_error(code, err, "not written by tmsplan")
+    assert (data / "T1w.nii.gz").read_bytes() == b"scan"

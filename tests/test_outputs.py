@@ -49,3 +49,31 @@ def test_staged_folder_no_clobber_and_force(tmp_path):
         (staging / "new.txt").write_text("new")
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plan"]
+
+
+def test_force_never_replaces_a_folder_tmsplan_did_not_write(tmp_path):
+    data = tmp_path / "patient_data"
+    data.mkdir()
+    (data / "T1.nii.gz").write_bytes(b"precious")
+    with pytest.raises(OutputExistsError, match="not written by tmsplan"):
+        with staged_folder(data, overwrite=True, marker="target.json"):
+            pass
+    assert (data / "T1.nii.gz").read_bytes() == b"precious"
+    # a previous plan folder (holding the marker) is replaced with --force
+    plan = tmp_path / "plan"
+    plan.mkdir()
+    (plan / "target.json").write_text("{}")
+    with staged_folder(plan, overwrite=True, marker="target.json") as staging:
+        (staging / "target.json").write_text('{"new": 1}')
+    assert (plan / "target.json").read_text() == '{"new": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["patient_data", "plan"]
+
+
+def test_current_folder_is_never_replaced(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "target.json").write_text("{}")
+    with pytest.raises(OutputExistsError, match="current folder"):
+        with staged_folder(".", overwrite=True, marker="target.json"):
+            pass
+    assert (tmp_path / "target.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["target.json"]

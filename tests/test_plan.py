@@ -416,3 +416,62 @@ def test_group_picture_of_several_plans(demo, tmp_path, capsys):
     assert image.shape[0] > 100 and image.std() > 10  # not blank
     assert main(["group", str(demo), "--out", str(png)]) == 1  # no overwrite without --force
     assert "--force" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_report_of_a_registered_plan_finds_its_saved_transform(patient, tmp_path, capsys):
+    folder, _ = patient
+    out = tmp_path / "reg"
+    args = ["plan", "--target-mni", "-54", "2", "28", "--t1", str(folder / "sub-01_T1w.nii.gz")]
+    assert main([*args, "--register", "--out", str(out), "--no-report"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "not found" not in err
+    assert (out / "report.html").is_file()
+
+
+def test_transform_from_another_mni_template_is_used_with_a_warning(patient, tmp_path):
+    folder, mni_to_patient = patient
+    xfm = tmp_path / "sub-01_from-MNI152NLin2009cAsym_to-T1w_mode-image_xfm.txt"
+    np.savetxt(xfm, mni_to_patient)
+    plan = plan_target(
+        target_mni=tuple(MFG_L), t1=folder / "sub-01_T1w.nii.gz", mni_to_t1=xfm, xfm_kind="affine"
+    )
+    expected = (mni_to_patient @ [*MFG_L, 1])[:3]
+    np.testing.assert_allclose(plan.record["targets"][0]["cortical_mm"], expected, atol=1.0)
+    assert any("MNI152NLin2009cAsym" in w for w in plan.record["warnings"])
+
+
+def test_peaks_cannot_be_a_subject_map(tmp_path, capsys):
+    code = main(
+        [
+            "plan",
+            "--peaks",
+            str(PEAKS),
+            "--roi",
+            "cocaine_mfg_l",
+            "--activation-space",
+            "T1w",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 1 and "--peaks" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--max-depth", "nan"),
+        ("--threshold", "inf"),
+        ("--handle-angle", "nan"),
+        ("--max-depth", "-5"),
+    ],
+)
+def test_non_finite_parameters_are_refused(option, value, tmp_path, capsys):
+    code = main(
+        ["plan", "--target-mni", "-38", "44", "26", option, value, "--out", str(tmp_path / "o")]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and option in err and "internal error" not in err

@@ -76,3 +76,12 @@ def test_lps_constant_flips_left_right_and_front_back():
     lps = LPS_FROM_RAS @ left_front
     np.testing.assert_allclose(lps, [40, -20, 50, 1])
     np.testing.assert_allclose(LPS_FROM_RAS @ LPS_FROM_RAS, np.eye(4))
+
+
+def test_non_numeric_poses_and_points_are_clear_errors():
+    with pytest.raises(PoseError, match="4x4 numbers"):
+        check_rigid([["a", "b", "c", "d"]] * 4)
+    with pytest.raises(PoseError, match="4x4 numbers"):
+        check_rigid([[1, 0, 0], [0, 1]])
+    with pytest.raises(SpaceError, match=r"shape \(n, 3\)"):
+        Points([[1, 2, 3], [4, 5]], "T1w")

@@ -61,7 +61,8 @@ class Peak:
     Attributes
     ----------
     xyz : (3,) float
-        Peak coordinate in mm (MNI152 unless the table says otherwise).
+        Peak coordinate in mm, in the world frame of the grid the map is built on
+        (MNI152 for :func:`mni_map_from_peak_table`).
     value : float
         Peak statistic (z). Negative for deactivations.
     volume_mm3 : float or None
@@ -101,7 +102,10 @@ def read_peak_table(path: str | os.PathLike) -> tuple[Peak, ...]:
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"peak table '{path}' does not exist.")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"peak table '{path}' cannot be read as UTF-8 text ({exc}).") from None
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if not lines:
         raise FormatError(f"peak table '{path}' has no rows.")
@@ -410,9 +414,14 @@ def select_target(
             "same space."
         )
     labels, n_clusters = ndimage.label(candidate, structure=_CONNECTIVITY)
-    sizes = ndimage.sum_labels(candidate, labels, index=np.arange(1, n_clusters + 1))
-    peaks = ndimage.maximum(signed, labels, index=np.arange(1, n_clusters + 1))
-    order = np.lexsort((-np.asarray(peaks), -np.asarray(sizes)))
+    index = np.arange(1, n_clusters + 1)
+    sizes = np.asarray(ndimage.sum_labels(candidate, labels, index=index))
+    peaks = np.asarray(ndimage.maximum(signed, labels, index=index))
+    # largest, then highest peak, then (full ties) the smallest world x, y, z of its
+    # centre: never the label order, which depends on how the voxels are stored
+    centres = voxel_to_world(act.affine, ndimage.center_of_mass(candidate, labels, index))
+    centres = np.round(centres, 6)
+    order = np.lexsort((centres[:, 2], centres[:, 1], centres[:, 0], -peaks, -sizes))
     chosen = int(order[0]) + 1
     cluster = labels == chosen
     idx = np.argwhere(cluster)
@@ -427,9 +436,7 @@ def select_target(
     if rule == "peak":
         target_ijk = peak_ijk
     else:
-        weights = cluster_signed - threshold
-        if weights.sum() <= 0:
-            weights = np.ones_like(cluster_signed)
+        weights = cluster_signed - threshold  # > 0 for every cluster voxel
         cog_world = voxel_to_world(act.affine, (idx * weights[:, None]).sum(0) / weights.sum())
         cluster_world = voxel_to_world(act.affine, idx)
         nearest = int(np.argmin(np.sum((cluster_world - cog_world) ** 2, axis=1)))

@@ -7,6 +7,7 @@ The MNI152NLin6Asym T1 templates keep their copyright notice beside them
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -56,8 +57,12 @@ def load_mni_head(resolution: Resolution = 1) -> nib.Nifti1Image:
     return nib.load(mni_head_path(resolution))
 
 
+@lru_cache(maxsize=2)
 def load_mni_brain_mask(resolution: Resolution = 1) -> nib.Nifti1Image:
-    """Load the bundled MNI152NLin6Asym brain mask (1 inside the brain)."""
+    """Load the bundled MNI152NLin6Asym brain mask (1 inside the brain).
+
+    Cached: the same image object is returned on every call; do not modify it.
+    """
     return nib.load(mni_brain_mask_path(resolution))
 
 

@@ -22,6 +22,7 @@ __all__ = ["main", "build_parser"]
 
 DEMO_PEAKS = "peaks/zhang2018_cocaine_cue_table1.tsv"
 DEMO_ROI = "cocaine_mfg_l"
+RECORD_MARKER = "target.json"  # a folder holding it was written by tmsplan
 
 
 def _add_plan_options(parser: argparse.ArgumentParser) -> None:
@@ -140,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_plan.add_argument(
         "--xfm-kind", choices=("affine", "itk", "fsl"), help="force the --mni-to-t1 reader"
     )
+    p_plan.add_argument(
+        "--xfm-moving",
+        type=Path,
+        metavar="MNI_IMAGE",
+        help="FSL .mat only: the MNI image given to flirt -in (default: FSL's MNI152 grid)",
+    )
     p_plan.add_argument("--target-name", help="target name in exports (default: ROI id)")
     _add_plan_options(p_plan)
 
@@ -240,7 +247,7 @@ def _plan_and_write(args: argparse.Namespace, **plan_args) -> int:
 
 
 def _run_plan(args: argparse.Namespace) -> int:
-    from tmsplan.outputs import check_writable
+    from tmsplan.outputs import check_replaceable_folder
 
     sources = [args.activation, args.peaks, args.target_mni, args.target_t1]
     if sum(x is not None for x in sources) != 1:
@@ -252,7 +259,7 @@ def _run_plan(args: argparse.Namespace) -> int:
         raise TmsplanError(
             "an activation map needs an ROI: --roi ID (see 'tmsplan rois') or --roi-mask."
         )
-    check_writable(args.out, overwrite=args.force)
+    check_replaceable_folder(args.out, overwrite=args.force, marker=RECORD_MARKER)
     return _plan_and_write(
         args,
         **(_activation(args, args.peaks) if (args.activation or args.peaks) else {}),
@@ -261,6 +268,7 @@ def _run_plan(args: argparse.Namespace) -> int:
         t1=args.t1,
         mni_to_t1=args.mni_to_t1,
         xfm_kind=args.xfm_kind,
+        xfm_moving=args.xfm_moving,
         register=args.register or False,
         activation_space=args.activation_space,
         target_mni=args.target_mni,
@@ -272,9 +280,9 @@ def _run_plan(args: argparse.Namespace) -> int:
 
 def _run_demo(args: argparse.Namespace) -> int:
     from tmsplan.bundled import atlas_dir
-    from tmsplan.outputs import check_writable
+    from tmsplan.outputs import check_replaceable_folder
 
-    check_writable(args.out, overwrite=args.force)
+    check_replaceable_folder(args.out, overwrite=args.force, marker=RECORD_MARKER)
     print(
         "demo: cocaine cue-reactivity map rebuilt from the seed review's Table 1 peaks, "
         f"ROI {args.roi}, embedded MNI152NLin6Asym head",
@@ -389,8 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(
-            f"tmsplan: internal error ({type(exc).__name__}: {exc}); nothing was written. "
-            "Re-run with --debug and report it.",
+            f"tmsplan: internal error ({type(exc).__name__}: {exc}); no plan folder was "
+            "completed. Re-run with --debug and report it.",
             file=sys.stderr,
         )
         return 1

@@ -78,6 +78,13 @@ def _load(img: ImageLike, name: str) -> nib.spatialimages.SpatialImage:
         ) from None
     if not isinstance(loaded, nib.spatialimages.SpatialImage):
         raise ImageError(f"{name}: '{path}' is not a volume image.")
+    if isinstance(loaded, nib.analyze.AnalyzeImage) and not isinstance(
+        loaded, (nib.Nifti1Pair, nib.Nifti2Pair)
+    ):
+        raise ImageError(
+            f"{name}: '{path}' is an Analyze 7.5 image, whose left/right orientation is not "
+            "stored (readers guess it); convert the original data to NIfTI (dcm2niix)."
+        )
     return loaded
 
 
@@ -140,7 +147,8 @@ def check_img(
     -------
     nibabel.Nifti1Image
         Float64 data in memory, the affine taken from sform (else qform), and
-        the header codes kept.
+        the NIfTI header codes kept (MGH images, which carry only an affine,
+        get code 1).
 
     Raises
     ------

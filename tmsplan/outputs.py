@@ -17,7 +17,13 @@ from pathlib import Path
 
 from tmsplan.errors import OutputExistsError
 
-__all__ = ["write_text", "write_bytes", "staged_folder", "check_writable"]
+__all__ = [
+    "write_text",
+    "write_bytes",
+    "staged_folder",
+    "check_writable",
+    "check_replaceable_folder",
+]
 
 
 def _default_mode(*, folder: bool = False) -> int:
@@ -68,7 +74,20 @@ def write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = False
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:  # link fails if the file appeared meanwhile: never clobber without overwrite
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise OutputExistsError(
+                    f"output '{path}' appeared while it was being written; nothing replaced."
+                ) from None
+            except OSError:  # no hard links here (e.g. FAT): check, then rename
+                check_writable(path, overwrite=False)
+                os.replace(tmp, path)
+            else:
+                os.unlink(tmp)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -94,40 +113,82 @@ def write_text(
     return write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
 
 
+def check_replaceable_folder(
+    path: str | os.PathLike, *, overwrite: bool, marker: str | None = None
+) -> Path:
+    """Check that an output folder may be (re)created; return its resolved path.
+
+    An existing folder is replaced only with ``overwrite`` and only when it is
+    empty or holds ``marker`` (e.g. ``target.json``: a folder this tool wrote):
+    ``--force`` must never delete a folder of someone's data.
+
+    Raises
+    ------
+    OutputExistsError
+        The folder exists without ``overwrite``, is not a folder, or is not one
+        this tool wrote.
+    """
+    path = Path(path).resolve()
+    if not path.exists():
+        return path
+    check_writable(path, overwrite=overwrite)
+    if not path.is_dir():
+        raise OutputExistsError(f"output '{path}' exists and is a file, not a folder.")
+    if marker is not None and any(path.iterdir()) and not (path / marker).is_file():
+        raise OutputExistsError(
+            f"output folder '{path}' is not empty and holds no {marker}, so it was not "
+            "written by tmsplan; it is not replaced even with --force. Choose a new folder."
+        )
+    if path == Path.cwd() or path in Path.cwd().parents:
+        raise OutputExistsError(
+            f"output folder '{path}' is the current folder or contains it; choose another."
+        )
+    return path
+
+
 @contextlib.contextmanager
-def staged_folder(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+def staged_folder(
+    path: str | os.PathLike, *, overwrite: bool = False, marker: str | None = None
+) -> Iterator[Path]:
     """Fill an output folder out of sight and move it into place when complete.
 
     Yields a hidden staging folder beside ``path``. On normal exit the staging
     folder replaces ``path`` (the old one is removed only then, and only with
     ``overwrite``); on error it is deleted and ``path`` is left untouched.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output folder.
+    overwrite : bool, keyword-only
+        Replace an existing folder (see :func:`check_replaceable_folder`).
+    marker : str, optional
+        File name that identifies a folder this tool wrote; a non-empty folder
+        without it is never replaced.
+
     Raises
     ------
     OutputExistsError
-        ``path`` exists and ``overwrite`` is False (checked before any work).
+        ``path`` may not be replaced (checked before any work).
     """
-    path = Path(path)
-    check_writable(path, overwrite=overwrite)
+    path = check_replaceable_folder(path, overwrite=overwrite, marker=marker)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.staging.", dir=path.parent))
     os.chmod(staging, _default_mode(folder=True))
+    old = None
     try:
         yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    old = None
-    if path.exists():
-        check_writable(path, overwrite=overwrite)
-        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-        os.replace(path, old / "previous")
-    try:
+        if path.exists():
+            check_replaceable_folder(path, overwrite=overwrite, marker=marker)
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / "previous")
         os.replace(staging, path)
     except BaseException:
-        if old is not None:
+        if old is not None and (old / "previous").exists() and not path.exists():
             os.replace(old / "previous", path)
         shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -101,7 +101,7 @@ class Plan:
     registration: Any = None
 
 
-def _image_entry(img: ImageLike | None, checked: nib.Nifti1Image | None) -> dict:
+def _image_entry(img: ImageLike | None) -> dict:
     if img is None:
         return {"path": None, "sha256": None}
     source = image_source(img)
@@ -151,6 +151,25 @@ def _distance_to_cut(scalp: ScalpSurface, point: np.ndarray) -> float:
     return float(np.min(np.linalg.norm(cut - point, axis=1)))
 
 
+def _check_parameters(**values: float) -> None:
+    """Refuse non-finite or out-of-range planning parameters with a clear message."""
+    limits = {
+        "threshold": (0.0, None, "--threshold"),
+        "coil_skin_distance_mm": (0.0, 50.0, "--coil-skin-distance"),
+        "handle_angle_deg": (-180.0, 180.0, "--handle-angle"),
+        "max_depth_mm": (1.0, 150.0, "--max-depth"),
+        "normal_radius_mm": (1.0, 60.0, "normal radius"),
+    }
+    for key, value in values.items():
+        low, high, option = limits[key]
+        ok = isinstance(value, (int, float)) and np.isfinite(value) and value >= low
+        if not ok or (high is not None and value > high):
+            upper = f" and at most {high:g}" if high is not None else ""
+            raise ActivationError(
+                f"{option} must be a finite number of at least {low:g}{upper}, got {value!r}."
+            )
+
+
 def _carry_direction(mni_to_subject, target_mni: np.ndarray, direction) -> np.ndarray:
     """Unit vector in the T1 frame for an MNI direction at the target (local Jacobian)."""
     step = 10.0 * np.asarray(direction, dtype=np.float64)
@@ -183,25 +202,45 @@ def _inside(mask_img: nib.Nifti1Image, xyz: np.ndarray, tolerance_mm: float) -> 
 
 
 def _resolve_transform(
-    t1_img: nib.Nifti1Image, mni_to_t1, xfm_kind, register
+    t1_img: nib.Nifti1Image, mni_to_t1, xfm_kind, register, xfm_moving, warnings: list[str]
 ) -> tuple[Any, Any, dict | None]:
-    """The MNI->T1 transform from a file, an object, or the built-in registration."""
+    """The MNI->T1 transform from a file, an object, or the built-in registration.
+
+    tmsplan's atlas and group maps are in MNI152NLin6Asym. A transform from another
+    MNI template (fMRIPrep's default MNI152NLin2009cAsym) is used as if it started
+    there, with a warning: the templates differ by a few millimetres.
+    """
     if mni_to_t1 is not None and register:
         raise SpaceError("give either --mni-to-t1 or --register, not both.")
+    if mni_to_t1 is None and not register:
+        return None, None, None
     if mni_to_t1 is not None:
         from tmsplan.transforms import MniToSubject, load_mni_to_subject
 
         if isinstance(mni_to_t1, MniToSubject):
-            return mni_to_t1, None, mni_to_t1.describe()
-        xfm = load_mni_to_subject(mni_to_t1, kind=xfm_kind, reference=t1_img)
-        return xfm, None, xfm.describe()
-    if register:
+            xfm, registration = mni_to_t1, None
+        else:
+            # FSL matrices are in the scaled-voxel space of their images; FSL's MNI152
+            # 1 mm and 2 mm templates share that space with the embedded 1 mm head.
+            moving = xfm_moving if xfm_moving is not None else mni_head_path(1)
+            xfm = load_mni_to_subject(mni_to_t1, kind=xfm_kind, reference=t1_img, moving=moving)
+            registration = None
+        info = xfm.describe()
+    else:
         from tmsplan.registration import register_mni_to_t1
 
         kind = "affine" if register is True else register
-        result = register_mni_to_t1(t1_img, kind=kind)
-        return result.mni_to_subject, result, result.describe()
-    return None, None, None
+        registration = register_mni_to_t1(t1_img, kind=kind)
+        xfm, info = registration.mni_to_subject, registration.describe()
+    if xfm.src_frame != MNI_FRAME:
+        warnings.append(
+            f"the transform starts from {xfm.src_frame}, but tmsplan's ROIs and group maps are "
+            f"in {MNI_FRAME}; they are used as if in {xfm.src_frame} (the two MNI templates "
+            "differ by a few mm)."
+        )
+        info = {**info, "applied_from_frame": MNI_FRAME}
+        xfm = replace(xfm, src_frame=MNI_FRAME)
+    return xfm, registration, info
 
 
 def plan_target(
@@ -212,6 +251,7 @@ def plan_target(
     t1: ImageLike | None = None,
     mni_to_t1: Any = None,
     xfm_kind: str | None = None,
+    xfm_moving: ImageLike | None = None,
     register: bool | Literal["affine", "nonlinear"] = False,
     activation_space: Literal["MNI", "T1w"] = "MNI",
     target_mni: Any = None,
@@ -245,6 +285,10 @@ def plan_target(
         MNI -> T1 transform (plain affine, ITK/ANTs .mat/.txt/.h5, FSL .mat).
     xfm_kind : {"affine", "itk", "fsl"}, optional
         Force the transform reader.
+    xfm_moving : image, optional
+        For FSL matrices: the MNI image used as FLIRT's ``-in`` (default: the
+        embedded MNI152NLin6Asym 1 mm head, whose FSL coordinates equal those of
+        FSL's MNI152 1 mm and 2 mm templates).
     register : bool or {"affine", "nonlinear"}
         Register the embedded MNI head to ``t1`` instead of ``mni_to_t1``.
     activation_space : {"MNI", "T1w"}
@@ -282,12 +326,31 @@ def plan_target(
         raise RoiError("give exactly one of roi (an atlas id, see 'tmsplan rois') or roi_mask.")
     if activation_space not in ("MNI", "T1w"):
         raise SpaceError(f"activation_space must be 'MNI' or 'T1w', got {activation_space!r}.")
+    if activation_source is not None and activation_space != "MNI":
+        raise SpaceError(
+            "a map rebuilt from a peak table is in MNI space; --activation-space T1w does "
+            "not apply to --peaks."
+        )
+    _check_parameters(
+        threshold=threshold,
+        coil_skin_distance_mm=coil_skin_distance_mm,
+        handle_angle_deg=handle_angle_deg,
+        max_depth_mm=max_depth_mm,
+        normal_radius_mm=normal_radius_mm,
+    )
     warnings: list[str] = []
 
     # -- the head and the MNI -> head transform ------------------------------------
     act_img = None
     if activation is not None:
         act_img = check_img(activation, name="--activation", nan_policy="zero")
+        codes = {int(act_img.header["sform_code"]), int(act_img.header["qform_code"])} - {0}
+        if activation_space == "MNI" and codes == {1}:
+            warnings.append(
+                "the activation map's header says scanner coordinates (sform/qform code 1), "
+                "yet it is used as an MNI map; if it is a subject's map, re-run with "
+                "--activation-space T1w and the subject's --t1."
+            )
     roi_obj = get_roi(roi) if roi is not None else None
     if t1 is None:
         if activation_space == "T1w" or target_t1 is not None:
@@ -299,7 +362,7 @@ def plan_target(
         frame, head_source = SUBJECT_FRAME, t1
     t1_img = check_img(head_source, name="--t1")
     mni_to_subject, registration, transform_info = (
-        _resolve_transform(t1_img, mni_to_t1, xfm_kind, register)
+        _resolve_transform(t1_img, mni_to_t1, xfm_kind, register, xfm_moving, warnings)
         if t1 is not None
         else (None, None, None)
     )
@@ -326,15 +389,17 @@ def plan_target(
     roi_label = "the ROI"
     mask_img = None  # ROI on the activation map's grid
     roi_head_img = None  # ROI on the head's grid (for checks and pictures)
+    roi_mni = None  # the atlas ROI on the 1 mm MNI grid, when it must be carried
     if roi_obj is not None:
         roi_info = roi_description(roi_obj)
         roi_label = f"ROI {roi_obj.id}"
+        if carried:
+            roi_mni = roi_mask_img(roi_obj, load_mni_brain_mask(1))
     if activation is not None:
         if roi_obj is not None:
             if activation_space == "MNI":
                 mask_img = roi_mask_img(roi_obj, act_img)
             else:
-                roi_mni = roi_mask_img(roi_obj, load_mni_brain_mask(1))
                 mask_img = mni_to_subject.resample_to_subject(
                     roi_mni, act_img, interpolation="nearest"
                 )
@@ -346,7 +411,7 @@ def plan_target(
                 source_name="--roi-mask",
                 target_name="--activation",
             )
-            roi_info = {"id": None, "mask": _image_entry(roi_mask, None)}
+            roi_info = {"id": None, "mask": _image_entry(roi_mask)}
             roi_label = "the ROI mask"
         act_frame = MNI_FRAME if activation_space == "MNI" else SUBJECT_FRAME
         chosen = select_target(
@@ -395,7 +460,7 @@ def plan_target(
             target_mni_xyz = mni_to_subject.inverse_points(target_head).xyz[0]
         if roi_obj is not None:
             roi_head_img = mni_to_subject.resample_to_subject(
-                roi_mask_img(roi_obj, load_mni_brain_mask(1)), t1_img, interpolation="nearest"
+                roi_mni, t1_img, interpolation="nearest"
             )
             voxel = float(np.max(t1_img.header.get_zooms()[:3]))
             if not _inside(roi_head_img, target_head.xyz[0], tolerance_mm=voxel):
@@ -468,12 +533,12 @@ def plan_target(
 
     # -- the record -------------------------------------------------------------------
     if activation is not None:
-        activation_info = {**_image_entry(activation, act_img), **chosen.describe()}
+        activation_info = {**_image_entry(activation), **chosen.describe()}
         activation_info["space"] = MNI_FRAME if activation_space == "MNI" else SUBJECT_FRAME
         if activation_source:
             activation_info["generated_from"] = activation_source
     else:
-        given_frame = "MNI152NLin6Asym" if target_mni is not None else SUBJECT_FRAME
+        given_frame = MNI_FRAME if target_mni is not None else SUBJECT_FRAME
         given_xyz = target_mni if target_mni is not None else target_t1
         activation_info = {
             "path": None,
@@ -495,7 +560,7 @@ def plan_target(
     record: dict[str, Any] = {
         "tmsplan_version": __version__,
         "schema_version": SCHEMA_VERSION,
-        "subject": subject or ("MNI152NLin6Asym" if frame == MNI_FRAME else "sub-unknown"),
+        "subject": subject or (MNI_FRAME if frame == MNI_FRAME else "sub-unknown"),
         "space": frame,
         "t1": t1_description(t1_img, image_source(head_source), head_sha),
         "roi": roi_info,
@@ -594,7 +659,7 @@ def write_plan(
     from tmsplan.export import export_all
 
     record = dict(plan.record)
-    with staged_folder(out, overwrite=overwrite) as staging:
+    with staged_folder(out, overwrite=overwrite, marker=RECORD_FILENAME) as staging:
         outputs: dict[str, Any] = {}
         activation = dict(record["activation"])
         if activation.get("path") is None and plan.activation_img is not None:
@@ -611,7 +676,29 @@ def write_plan(
             outputs.update(_write_pictures(plan, record, staging))
         record["outputs"] = {**outputs, "record": [RECORD_FILENAME]}
         write_record(record, staging / RECORD_FILENAME)
-    return replace(plan, record=record).record
+    return record
+
+
+def _saved_transform(record: dict, folder: Path, t1_img: nib.Nifti1Image):
+    """Reload the MNI->T1 transform a plan used (a given file, or its saved registration)."""
+    from tmsplan.transforms import load_mni_to_subject
+
+    info = record["transform"]
+    described = info.get("transform", info)  # a registration wraps the transform's description
+    kind = {"ants-registration": "itk"}.get(described.get("kind"), described.get("kind"))
+    kind = kind if kind in ("affine", "itk", "fsl") else None
+    for name in described.get("paths", [])[:1]:  # the first file is the MNI->T1 one
+        for candidate in (Path(name), folder / name, folder / "transforms" / Path(name).name):
+            if candidate.is_file():
+                xfm = load_mni_to_subject(
+                    candidate,
+                    kind=kind,
+                    reference=t1_img,
+                    moving=mni_head_path(1),
+                    check_fit=False,
+                )
+                return replace(xfm, src_frame=MNI_FRAME)  # as planned (see _resolve_transform)
+    return None
 
 
 def _record_layers(record: dict, folder: Path, t1_img: nib.Nifti1Image) -> tuple[dict, list]:
@@ -619,14 +706,9 @@ def _record_layers(record: dict, folder: Path, t1_img: nib.Nifti1Image) -> tuple
     notes: list[str] = []
     layers: dict[str, Any] = {"activation_img": None, "roi_img": None, "brain_img": None}
     mni_to_subject = None
-    if record["space"] != MNI_FRAME:
-        paths = (record.get("transform") or {}).get("transform") or record.get("transform") or {}
-        files = [Path(p) if Path(p).is_absolute() else folder / p for p in paths.get("paths", [])]
-        if files and all(f.exists() for f in files):
-            from tmsplan.transforms import load_mni_to_subject
-
-            mni_to_subject = load_mni_to_subject(files[0], check_fit=False)
-        else:
+    if record["space"] != MNI_FRAME and record.get("transform"):
+        mni_to_subject = _saved_transform(record, folder, t1_img)
+        if mni_to_subject is None:
             notes.append(
                 "the plan's MNI->T1 transform file was not found; ROI, brain and activation "
                 "layers are not drawn."

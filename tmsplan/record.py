@@ -4,7 +4,8 @@ The record is the canonical output of a plan; exports, pictures and reports
 are made from it. Its keys are stable (see ``SCHEMA_VERSION``)::
 
     tmsplan_version, schema_version, subject, space, t1, roi, activation,
-    targets[], parameters, conventions, warnings, outputs
+    targets[], parameters, warnings, outputs        (required)
+    transform, head, conventions                   (written by tmsplan.plan)
 
 Each target: ``name``, ``cortical_mm``, ``scalp_mm``, ``coil_matrix`` (4x4, rows
 as lists, canonical axes: x, y = handle, z = into the head, centre), ``depth_mm``,
@@ -178,6 +179,8 @@ def read_record(path: str | os.PathLike) -> dict:
         raise RecordError(f"plan record '{path}' does not exist; give the target.json of a plan.")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RecordError(f"plan record '{path}' cannot be read ({exc}).") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RecordError(f"'{path}' is not valid JSON ({exc}); it is not a target.json.") from None
     return check_record(record, source=str(path))

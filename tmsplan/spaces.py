@@ -59,7 +59,10 @@ def as_points_array(xyz: np.ndarray, *, name: str = "points") -> np.ndarray:
     SpaceError
         Wrong shape or non-finite values.
     """
-    arr = np.array(xyz, dtype=np.float64)
+    try:
+        arr = np.array(xyz, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SpaceError(f"{name}: expected numbers of shape (n, 3), got {xyz!r:.80}.") from None
     if arr.ndim == 1 and arr.shape[0] == 3:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] != 3:
@@ -116,7 +119,10 @@ def check_rigid(matrices: np.ndarray, *, name: str = "coil pose", atol: float = 
         Not finite, last row not (0, 0, 0, 1), rotation not orthonormal (shear or
         scaling) or determinant -1 (a mirrored, i.e. left/right-flipped, pose).
     """
-    arr = np.array(matrices, dtype=np.float64)
+    try:
+        arr = np.array(matrices, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PoseError(f"{name}: expected 4x4 numbers, got {matrices!r:.80}.") from None
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[1:] != (4, 4):
