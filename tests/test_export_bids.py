@@ -106,3 +106,13 @@ def test_reader_refuses_shear(tmp_path):
     (tmp_path / "s_markers.tsv").write_text("\t".join(header) + "\n" + "\t".join(row) + "\n")
     with pytest.raises(PoseError, match="sheared"):
         read_bids(tmp_path / "s_markers.tsv")
+
+
+def test_nothing_is_left_when_the_second_file_cannot_be_written(tmp_path):
+    record = make_record([left_pose()])
+    side = tmp_path / "sub-01_coordsystem.json"
+    side.mkdir()  # a folder in the way: os.replace fails only when that file is written
+    (side / "keep").write_text("x")
+    with pytest.raises(OSError):
+        write_bids(record, tmp_path / "sub-01_markers.tsv", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub-01_coordsystem.json"]

@@ -216,3 +216,16 @@ def test_vendor_empty_file():
     nav = read_brainsight(VENDOR / "niiImage_niftialignedcoord_empty.txt")
     assert nav.markers == () and len(nav.poses()) == 0
     assert nav.meta["version"] == "7"
+
+
+@pytest.mark.parametrize("missing", ["sform", "qform"])
+def test_missing_sform_or_qform_says_cannot_compare(tmp_path, missing):
+    t1 = make_t1(sform_code=2, qform_code=1)
+    del t1[missing]
+    with pytest.warns(ExportWarning, match="cannot be compared.*NIfTI:S:Aligned") as caught:
+        assert brainsight_coordinate_system(t1) == "NIfTI:S:Aligned"
+    assert "differ" not in str(caught[0].message)
+    t1 = make_t1(sform_code=2, qform_code=1)
+    t1[missing] = [[1.0, 0.0], [0.0, 1.0]]  # not a 4x4 matrix
+    with pytest.warns(ExportWarning, match="cannot be compared"):
+        assert brainsight_coordinate_system(t1) == "NIfTI:S:Aligned"

@@ -1,4 +1,5 @@
 import json
+import re
 import warnings
 import xml.etree.ElementTree as ET
 from datetime import datetime
@@ -200,3 +201,92 @@ def test_left_stays_left_in_every_format(tmp_path, space):
         assert float(root.find(".//Matrix4D").get("data03")) > 0
         slicer = json.loads((tmp_path / out["slicer"][0]).read_text())
         assert slicer["markups"][0]["controlPoints"][0]["position"][0] > 0
+
+
+def test_export_all_uses_one_time_stamp_when_none_is_given(tmp_path, monkeypatch):
+    import tmsplan.export as export
+
+    class _Clock(datetime):
+        calls = 0
+
+        @classmethod
+        def now(cls, tz=None):
+            cls.calls += 1  # every call is one millisecond later
+            return WHEN.replace(microsecond=WHEN.microsecond + 1000 * cls.calls)
+
+    monkeypatch.setattr(export, "datetime", _Clock)
+    record = make_record([left_pose()])
+    out = export_all(record, tmp_path, ["localite", "localite-entrytarget", "csv"])
+    assert _Clock.calls == 1
+    assert out["localite"] == ["InstrumentMarker20240305140709043.xml"]
+    assert out["localite-entrytarget"] == ["EntryTarget20240305140709043.xml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f for v in out.values() for f in v)
+    # same clock again: the check of existing files looks at the names that would be written
+    monkeypatch.setattr(_Clock, "calls", 0)
+    with pytest.raises(OutputExistsError, match="EntryTarget20240305140709043"):
+        export_all(record, tmp_path, ["localite-entrytarget", "localite"])
+
+
+def test_export_all_is_all_or_nothing(tmp_path):
+    from tmsplan.errors import RecordError
+
+    record = make_record([left_pose()])
+    del record["t1"]["quatern_bcd"]  # localite and brainsight need no qform; visor2 does
+    with pytest.raises(RecordError, match="quatern_bcd"):
+        export_all(record, tmp_path / "out", ["localite", "brainsight", "visor2"], when=WHEN)
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "out").mkdir()
+    with pytest.raises(RecordError, match="quatern_bcd"):
+        export_all(record, tmp_path / "out", ["localite", "brainsight", "visor2"], when=WHEN)
+    assert list((tmp_path / "out").iterdir()) == []
+    # EntryTarget needs both points: checked before the first file of any format is written
+    record = make_record([left_pose()])
+    record["targets"][0]["scalp_mm"] = None
+    with pytest.raises(RecordError, match="lacks scalp_mm"):
+        export_all(record, tmp_path / "out", ["csv", "localite-entrytarget"], when=WHEN)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_export_all_removes_its_new_files_when_a_write_fails(tmp_path):
+    record = make_record([left_pose()])
+    # a folder where the last file goes: found only when that file is written (overwrite)
+    (tmp_path / "targets_table.json").mkdir()
+    (tmp_path / "targets_table.json" / "keep").write_text("x")
+    with pytest.raises(OSError):
+        export_all(record, tmp_path, ["localite", "bids", "json"], overwrite=True, when=WHEN)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["targets_table.json"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "expected"),
+    [
+        ("slicer", "x.json", ".mrk.json"),
+        ("slicer", "x.mrk", ".mrk.json"),
+        ("csv", "x.txt", ".csv"),
+        ("json", "x.csv", ".json"),
+        ("localite", "x.mrk.json", ".xml"),
+        ("brainsight", "x.xml", ".txt"),
+        ("visor2", "x.json", ".mrk"),
+        ("bids", "sub-01.tsv", "_markers.tsv"),
+        ("bids", "sub-01_markers.csv", "_markers.tsv"),
+    ],
+)
+def test_out_with_another_suffix_is_refused(tmp_path, fmt, name, expected):
+    record = make_record([left_pose()])
+    with pytest.raises(FormatError, match=f"{fmt} files end with '{re.escape(expected)}'"):
+        export_record(record, fmt, tmp_path / name, when=WHEN)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_naming_an_existing_file_of_another_kind_is_refused(tmp_path):
+    record = make_record([left_pose()])
+    (tmp_path / "notes").write_text("keep")
+    with pytest.raises(FormatError, match="'.*notes' is an existing file.*'.csv'"):
+        export_record(record, "csv", tmp_path / "notes", when=WHEN)
+    assert (tmp_path / "notes").read_text() == "keep"
+    # a folder with a dotted name is still a folder
+    (tmp_path / "plan.v2").mkdir()
+    (path,) = export_record(record, "csv", tmp_path / "plan.v2", when=WHEN)
+    assert path == tmp_path / "plan.v2" / "targets_table.csv"
+    (path,) = export_record(record, "slicer", tmp_path / "run.2024", when=WHEN)
+    assert path == tmp_path / "run.2024" / "slicer_targets.mrk.json"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _export_records import left_pose, make_record, random_poses
 
-from tmsplan.errors import FormatError, OutputExistsError, PoseError
+from tmsplan.errors import FormatError, OutputExistsError, PoseError, RecordError
 from tmsplan.export.table import CSV_COLUMNS, read_csv, read_json, write_csv, write_json
 
 
@@ -106,3 +106,13 @@ def test_readers_refuse_shear_and_foreign_files(tmp_path):
     (tmp_path / "o.json").write_text('{"targets": []}')
     with pytest.raises(FormatError, match="tmsplan-targets"):
         read_json(tmp_path / "o.json")
+
+
+def test_nan_in_the_record_is_refused_before_writing(tmp_path):
+    record = make_record([left_pose()])
+    record["targets"][0]["depth_mm"] = float("nan")
+    with pytest.raises(RecordError, match="depth_mm = nan; expected a finite number"):
+        write_json(record, tmp_path / "t.json")
+    with pytest.raises(RecordError, match="depth_mm = nan; expected a finite number"):
+        write_csv(record, tmp_path / "t.csv")
+    assert list(tmp_path.iterdir()) == []

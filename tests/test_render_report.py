@@ -1,4 +1,5 @@
 import base64
+import html
 import html.parser
 import io
 import re
@@ -11,8 +12,9 @@ import numpy as np
 import pytest
 from conftest import _sphere_mesh, _synthetic_record
 from PIL import Image
+from test_render_scene import JUSTIFIED_URLS
 
-from tmsplan.errors import OutputExistsError, RecordError
+from tmsplan.errors import OutputExistsError, RecordError, TmsplanWarning
 from tmsplan.images import file_sha256
 from tmsplan.render import report
 from tmsplan.render._vtk import is_blank, read_png
@@ -184,6 +186,63 @@ def test_report_shrinks_pictures_to_fit_the_size_budget(tmp_path):
     assert out.read_text().count("data:image/png;base64,") == 4
 
 
+def test_report_over_budget_warns_and_is_still_written(tmp_path):
+    big_scene = "<!doctype html><html><head></head><body>" + "x" * (report.MAX_REPORT_BYTES + 10)
+    with pytest.warns(TmsplanWarning, match="over its 3.0 MB budget"):
+        out = report.write_report(
+            _synthetic_record(), tmp_path, pictures={}, scene_html=big_scene + "</body></html>"
+        )
+    assert out.stat().st_size > report.MAX_REPORT_BYTES
+
+
+def test_write_report_makes_resource_urls_of_the_scene_inert(tmp_path):
+    scene_page = (
+        "<!doctype html><html><head></head><body><script>e.setAttribute('href',"
+        "'https://kitware.github.io/vtk-js/icon/favicon-16x16.png');</script></body></html>"
+    )
+    out = report.write_report(_synthetic_record(), tmp_path, pictures={}, scene_html=scene_page)
+    text = out.read_text()
+    assert "http" not in text and "e.setAttribute(&#x27;href&#x27;,&#x27;data:,&#x27;)" in text
+
+
+@pytest.mark.parametrize("failing", ["slices_png", "scene_html"])
+def test_make_report_writes_nothing_when_a_part_fails(
+    tmp_path, monkeypatch, render_images, failing
+):
+    from tmsplan.render import scene, slices
+
+    def boom(*args, **kwargs):
+        raise RuntimeError(f"{failing} failed")
+
+    image = np.zeros((20, 30, 3), np.uint8)
+    image[:, :10] = 255
+    monkeypatch.setattr(scene, "render_view_images", lambda *a, **k: {"left": image})
+    monkeypatch.setattr(scene if failing == "scene_html" else slices, failing, boom)
+    t1 = render_images[0]
+    with pytest.raises(RuntimeError, match=f"{failing} failed"):
+        report.make_report(_synthetic_record(), tmp_path / "out", _sphere_mesh(90.0, 2), t1_img=t1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_make_report_removes_its_pictures_when_the_report_cannot_be_written(
+    tmp_path, monkeypatch, render_images
+):
+    from tmsplan.render import scene
+
+    image = np.zeros((20, 30, 3), np.uint8)
+    image[:, :10] = 255
+    monkeypatch.setattr(scene, "render_view_images", lambda *a, **k: {"left": image})
+    monkeypatch.setattr(scene, "scene_html", lambda *a, **k: FAKE_SCENE)
+    out = tmp_path / "out"
+    (out / report.REPORT_FILENAME).mkdir(parents=True)  # in the way (found when written)
+    (out / report.REPORT_FILENAME / "keep").write_text("x")
+    with pytest.raises(OSError):
+        report.make_report(
+            _synthetic_record(), out, _sphere_mesh(90.0, 2), t1_img=render_images[0], overwrite=True
+        )
+    assert sorted(p.name for p in out.iterdir()) == [report.REPORT_FILENAME]
+
+
 def test_report_without_warnings_says_so(tmp_path):
     record = _synthetic_record(warnings=())
     text = report.write_report(record, tmp_path, pictures={}, scene_html=None).read_text()
@@ -224,6 +283,12 @@ def test_make_report_writes_pictures_and_one_small_report(made_report):
     assert text.count("data:image/png;base64,") == 6
     assert "THE T1 IMAGE HAS CHANGED" in text  # the checksum did not match: red banner
     assert "scalp entry 0.06 mm from the scalp surface drawn" in text
+    # no URL to load anywhere, the vtk.js inside the iframe included: the only http(s)
+    # text left is listed (and justified) in test_render_scene.JUSTIFIED_URLS
+    inner = html.unescape(text)
+    assert "favicon" not in inner
+    assert re.findall(r"https?://[^\s\"'`<>&)]*", inner)  # the licence notices are kept
+    assert set(re.findall(r"https?://[^\s\"'`<>&)]*", inner)) <= JUSTIFIED_URLS
 
 
 def test_make_report_refuses_a_missing_t1(tmp_path):

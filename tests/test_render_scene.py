@@ -1,3 +1,8 @@
+import contextlib
+import os
+import re
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -212,11 +217,76 @@ def test_group_picture(tmp_path, render_scalp):
         scene.group_plotter(points, ["a", "b"], render_scalp)
 
 
+# http(s) text left in the exported vtk.js scene, none of which is loaded:
+JUSTIFIED_URLS = {
+    # VTK licence notice in the comments of vtk.js's GLSL shader sources
+    "http://www.kitware.com/Copyright.htm",
+    # citation in a GLSL comment of the volume shader
+    "https://karthikkaranth.me/blog/generating-random-points-in-a-sphere/"
+    "#better-choice-of-spherical-coordinates",
+    # text of a vtk.js error message (rendering profile not loaded)
+    "https://kitware.github.io/vtk-js/docs/concepts_profile.html",
+    # base for parsing a path: new URL(path, "http://any").pathname; nothing is fetched
+    "http://any",
+}
+
+
+def _urls(text):
+    return set(re.findall(r"https?://[^\s\"'`<>&)]*", text))
+
+
+def _listening_sockets():
+    """TCP sockets of this process in the LISTEN state, as (table, local address)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/self/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:[") : -1])
+    found = []
+    for table in ("tcp", "tcp6"):
+        path = Path("/proc/net") / table
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                found.append((table, fields[1]))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net/tcp")
 def test_scene_html_is_self_contained(render_scalp, render_record):
     text = scene.scene_html(render_record, render_scalp, max_faces=2000)
     assert text.lstrip().lower().startswith("<!doctype html>")
     assert "<script src=" not in text.replace(" ", "").lower()
     assert "vtk" in text.lower()
+    # vtk.js's favicon links (kitware.github.io) are made inert; the rest is text
+    assert "favicon" not in text
+    assert 'setAttribute("href",`data:,`)' in text
+    assert _urls(text) <= JUSTIFIED_URLS
+    # the trame server pyvista's exporter started is stopped again
+    assert _listening_sockets() == []
+
+
+def test_inert_urls_replaces_what_a_page_would_load():
+    page = (
+        '<link rel="icon" href="https://example.org/i.png"><img src=http://example.org/a.png>'
+        "<style>body{background:url('https://example.org/b.png')}</style>"
+        "<style>p{background:url(https://example.org/c.png)}</style><script>"
+        'e.setAttribute("href",`https://example.org/fav-${t}.png`);var u="http://x.org/";'
+        'var p=new URL(t,"http://any").pathname;var s="//VTK::Camera::Dec";'
+        "// see https://example.org/docs for details</script>"
+    )
+    out = scene.inert_urls(page)
+    assert out == (
+        '<link rel="icon" href="data:,"><img src=data:,>'
+        "<style>body{background:url('data:,')}</style>"
+        "<style>p{background:url(data:,)}</style><script>"
+        'e.setAttribute("href",`data:,`);var u="data:,";'
+        'var p=new URL(t,"http://any").pathname;var s="//VTK::Camera::Dec";'
+        "// see https://example.org/docs for details</script>"
+    )
 
 
 def test_view_without_a_display_says_to_use_the_report(monkeypatch, render_scalp, render_record):

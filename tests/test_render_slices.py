@@ -93,3 +93,20 @@ def test_render_slices_writes_atomically_and_refuses_overwrite(tmp_path, render_
 def test_slices_reject_a_missing_t1(tmp_path):
     with pytest.raises(ImageError, match="does not exist"):
         slices_png(tmp_path / "nope.nii.gz", (0.0, 0.0, 0.0))
+
+
+def test_slices_leave_the_matplotlib_backend_and_pyplot_alone(tmp_path, render_images):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    t1, _, _ = render_images
+    before = matplotlib.get_backend()
+    plt.close("all")
+    matplotlib.use("svg")  # a user's (non-Agg) choice must survive
+    try:
+        render_slices(t1, (-40.0, 20.0, 40.0), tmp_path / "s.png")
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == []  # no figure left open in pyplot
+    finally:
+        matplotlib.use(before)
+    assert not is_blank(read_png((tmp_path / "s.png").read_bytes()))

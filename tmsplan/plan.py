@@ -583,7 +583,6 @@ def plan_target(
             "normal_radius_mm": normal_radius_mm,
             "entry_rule": "nearest scalp point to the cortical target",
             "handle_rule": HANDLE_RULE.format(angle=handle_angle_deg, midline=DEFAULT_MIDLINE_MM),
-            "activation_frame": activation_info.get("space", frame),
             "mode": mode,
         },
         "conventions": {
@@ -599,7 +598,6 @@ def plan_target(
     picture_act = act_img
     if act_img is not None and activation_space == "MNI" and carried:
         picture_act = mni_to_subject.resample_to_subject(act_img, t1_img, interpolation="linear")
-        record["parameters"]["activation_frame"] = frame
     return Plan(
         record=record,
         scalp=scalp,

@@ -28,6 +28,7 @@ rotation.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import re
@@ -40,8 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from tmsplan.errors import FormatError, SpaceError, TmsplanWarning, UnreachableTargetError
-from tmsplan.outputs import check_writable
+from tmsplan.errors import (
+    FormatError,
+    RecordError,
+    SpaceError,
+    TmsplanWarning,
+    UnreachableTargetError,
+)
+from tmsplan.outputs import check_writable, write_text
 from tmsplan.record import check_record
 from tmsplan.spaces import LPS_FROM_RAS, SUBJECT_FRAME, CoilPoses, as_points_array, check_rigid
 
@@ -382,9 +389,54 @@ def _read_json(path: Path) -> Any:
         raise FormatError(f"{path}: cannot read it as JSON ({exc}).") from None
 
 
+def _dumps(doc: Any, fmt: str) -> str:
+    """``doc`` as indented UTF-8 JSON text (newline-terminated), refusing NaN and infinity.
+
+    Raises
+    ------
+    RecordError
+        A number in ``doc`` is NaN or infinite (JSON has no such values).
+    """
+    try:
+        return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    except ValueError as exc:
+        raise RecordError(
+            f"the {fmt} file cannot hold a NaN or infinite number from the plan record ({exc}); "
+            "check the record's numbers (re-run the plan)."
+        ) from None
+
+
 def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
     for path in paths:
         check_writable(path, overwrite=overwrite)
+
+
+_Documents = list[tuple[Path, str]]
+"""What a format builder returns: (path, UTF-8 text) of each file, main file first."""
+
+
+def _write_documents(documents: _Documents, *, overwrite: bool) -> list[Path]:
+    """Write built documents, each atomically; all or none of the new files stay.
+
+    Every path is checked before the first write. When a write fails, the
+    files this call created are removed again (files it replaced under
+    ``overwrite`` cannot be brought back).
+    """
+    paths = [Path(p) for p, _ in documents]
+    _check_outputs(paths, overwrite=overwrite)
+    created: list[Path] = []
+    try:
+        for path, text in documents:
+            existed = Path(path).exists()
+            write_text(path, text, overwrite=overwrite)
+            if not existed:
+                created.append(Path(path))
+    except BaseException:
+        for path in created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+    return paths
 
 
 def _bids_label(subject: Any) -> str:
@@ -411,6 +463,8 @@ def _get_spec(fmt: str) -> FormatSpec:
 
 def _function(spec: FormatSpec, which: str) -> Any:
     module = importlib.import_module(f"tmsplan.export.{spec.module}")
+    if which == "builder":  # private: builds the files in memory, writes nothing
+        return getattr(module, "_build_" + spec.writer.removeprefix("write_"))
     return getattr(module, getattr(spec, which))
 
 
@@ -444,11 +498,35 @@ def default_filenames(record: dict, *, when: datetime | None = None) -> dict[str
     }
 
 
-def _main_path(record: dict, fmt: str, out: str | Path, when: datetime | None) -> Path:
+_FILE_SUFFIXES = frozenset(
+    {"." + spec.suffix.rsplit(".", 1)[-1] for spec in FORMATS.values()} | {".html", ".nii", ".gz"}
+)
+"""Name endings taken as a file name (not a folder) when they are not the format's."""
+
+
+def _main_path(record: dict, fmt: str, out: str | Path, when: datetime) -> Path:
+    """The main file ``fmt`` writes for ``out`` (a file path or a folder).
+
+    Raises
+    ------
+    FormatError
+        ``out`` names a file (an existing file, or a name ending like one of
+        the export formats) that does not end with the format's suffix.
+    """
     out = Path(out)
     spec = FORMATS[fmt]
-    if out.name.lower().endswith(spec.suffix) and not out.is_dir():
+    if out.is_dir():
+        return out / default_filenames(record, when=when)[fmt][0]
+    if out.name.lower().endswith(spec.suffix):
         return out
+    ending = out.suffix.lower()
+    if out.exists() or ending in _FILE_SUFFIXES:
+        what = "is an existing file" if out.exists() else f"ends with {ending!r}"
+        raise FormatError(
+            f"output '{out}' {what}, but {fmt} files end with {spec.suffix!r}. Give a path "
+            f"ending with {spec.suffix!r}, or a folder (the file is then named "
+            f"{default_filenames(record, when=when)[fmt][0]!r})."
+        )
     return out / default_filenames(record, when=when)[fmt][0]
 
 
@@ -473,7 +551,9 @@ def export_record(
         A file path when it ends with the format's suffix (``.xml``, ``.txt``,
         ``.mrk``, ``.mrk.json``, ``_markers.tsv``, ``.csv``, ``.json``) and is
         not an existing folder; otherwise a folder, filled with
-        :func:`default_filenames`.
+        :func:`default_filenames`. A path that names another kind of file
+        (an existing file, or one ending in ``.json``, ``.txt``, ``.xml``,
+        ``.csv``, ``.tsv``, ``.mrk``, ...) is refused.
     space : {"RAS", "LPS"}, keyword-only
         World convention of the file, for formats that offer a choice.
     overwrite : bool, keyword-only
@@ -489,7 +569,7 @@ def export_record(
     Raises
     ------
     FormatError
-        Unknown format.
+        Unknown format, or ``out`` names a file with another suffix.
     SpaceError
         ``space`` not offered by the format.
     PoseError, RecordError, UnreachableTargetError, OutputExistsError
@@ -497,8 +577,9 @@ def export_record(
     """
     spec = _get_spec(fmt)
     space = _check_space(fmt, space)
+    path = _main_path(record, fmt, out, when or datetime.now())
     writer = _function(spec, "writer")
-    return writer(record, _main_path(record, fmt, out, when), space=space, overwrite=overwrite)
+    return writer(record, path, space=space, overwrite=overwrite)
 
 
 def export_all(
@@ -512,8 +593,9 @@ def export_all(
 ) -> dict[str, list[str]]:
     """Write several formats into one folder.
 
-    Everything is checked first (format names, ``space``, poses, existing
-    files); only then are files written.
+    All or nothing: every file is built in memory first (so every check of
+    every format runs: names, ``space``, poses, the T1 fields a format needs,
+    existing files); only then are the files written.
 
     Parameters
     ----------
@@ -559,21 +641,24 @@ def export_all(
                 ExportWarning,
                 stacklevel=2,
             )
-    files = default_filenames(record, when=when)
+    # one time stamp for every file name (and for the check of existing files)
+    files = default_filenames(record, when=when or datetime.now())
     _check_outputs([out_dir / f for n in names for f in files[n]], overwrite=overwrite)
     left_out = [
         f"{t['name']!r} ({t.get('unreachable_reason') or 'unreachable'})"
         for t in record["targets"]
         if not bool(t.get("reachable", True))
     ]
-    written: dict[str, list[str]] = {}
+    built: dict[str, _Documents] = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExportWarning)
         for name in names:
-            paths = export_record(
-                record, name, out_dir, space=space_name, overwrite=overwrite, when=when
-            )
-            written[name] = [p.relative_to(out_dir).as_posix() for p in paths]
+            builder = _function(FORMATS[name], "builder")
+            built[name] = builder(record, out_dir / files[name][0], space=space_name)
+    _write_documents([doc for name in names for doc in built[name]], overwrite=overwrite)
+    written = {
+        name: [Path(p).relative_to(out_dir).as_posix() for p, _ in built[name]] for name in names
+    }
     for item in caught:
         if not issubclass(item.category, _LeftOutWarning):
             warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +30,18 @@ from tmsplan.errors import FormatError
 from tmsplan.export import (
     Marker,
     NavigatorFile,
-    _check_outputs,
     _check_space,
     _clean_text,
+    _Documents,
+    _dumps,
     _num,
     _parse_float,
     _pose_from_file,
+    _read_json,
     _read_text,
     _record_targets,
+    _write_documents,
 )
-from tmsplan.outputs import write_text
 from tmsplan.spaces import SUBJECT_FRAME
 
 __all__ = ["MARKER_COLUMNS", "coordsystem_path", "write_bids", "read_bids"]
@@ -95,11 +96,15 @@ def write_bids(
     list of pathlib.Path
         ``[markers.tsv, coordsystem.json]``.
     """
+    return _write_documents(_build_bids(record, path, space=space), overwrite=overwrite)
+
+
+def _build_bids(record: dict, path: str | Path, *, space: str = "RAS") -> _Documents:
+    """The markers TSV and coordsystem JSON of :func:`write_bids`, in memory."""
     _check_space("bids", space)
     targets = _record_targets(record, "bids")
     path = Path(path)
     side = coordsystem_path(path)
-    _check_outputs([path, side], overwrite=overwrite)
     lines = ["\t".join(MARKER_COLUMNS)]
     for i, target in enumerate(targets):
         pose, src = target.pose, target.source
@@ -131,12 +136,9 @@ def write_bids(
     }
     if t1.get("sha256"):
         coordsystem["IntendedForSHA256"] = t1["sha256"]
-    text = json.dumps(coordsystem, indent=2, ensure_ascii=False) + "\n"
+    text = _dumps(coordsystem, "bids")
     # TSV has no quoting: names were cleaned of tabs and line breaks above
-    return [
-        write_text(path, "\n".join(lines) + "\n", overwrite=overwrite),
-        write_text(side, text, overwrite=overwrite),
-    ]
+    return [(path, "\n".join(lines) + "\n"), (side, text)]
 
 
 def _triple(row: dict, prefix: str, where: str) -> np.ndarray | None:
@@ -161,7 +163,8 @@ def read_bids(path: str | Path) -> NavigatorFile:
     Raises
     ------
     FormatError
-        Missing columns or malformed numbers.
+        Missing columns, rows cut short, malformed numbers, or a coordsystem
+        file that cannot be read or is not a JSON object in mm.
     PoseError
         A matrix that is not rigid.
     """
@@ -172,7 +175,15 @@ def read_bids(path: str | Path) -> NavigatorFile:
     if not reader.fieldnames or "MarkerID" not in reader.fieldnames:
         raise FormatError(f"{source}: no MarkerID column; not a *_markers.tsv file.")
     markers = []
-    for number, row in enumerate(reader, start=2):
+    width = len(reader.fieldnames)
+    for row in reader:
+        number = reader.line_num
+        if None in row or any(v is None for v in row.values()):
+            which = "more" if None in row else "fewer"
+            raise FormatError(
+                f"{source}: line {number} has {which} cells than the {width} columns of the "
+                "header; the table is cut or was edited by hand. Re-export it."
+            )
         name = row.get("MarkerName") or row["MarkerID"]
         name = "" if name == _NA else name
         where = f"{source}: line {number} ({name!r})"
@@ -208,11 +219,13 @@ def read_bids(path: str | Path) -> NavigatorFile:
     meta: dict = {}
     frame = SUBJECT_FRAME
     side = coordsystem_path(path)
-    if side.is_file():
-        try:
-            meta = json.loads(side.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise FormatError(f"{side}: cannot read it as JSON ({exc}).") from None
+    if side.exists():
+        meta = _read_json(side)
+        if not isinstance(meta, dict):
+            raise FormatError(
+                f"{side}: holds a JSON {type(meta).__name__}, expected an object with "
+                "TMSCoordinateSystem and TMSCoordinateUnits; not a BIDS *_coordsystem.json."
+            )
         units = meta.get("TMSCoordinateUnits", "mm")
         if units != "mm":
             raise FormatError(f"{side}: TMSCoordinateUnits {units!r}; tmsplan reads mm.")

@@ -41,16 +41,16 @@ from tmsplan.export import (
     ExportWarning,
     Marker,
     NavigatorFile,
-    _check_outputs,
     _check_space,
     _clean_text,
+    _Documents,
     _frame_default,
     _parse_float,
     _pose_from_file,
     _read_text,
     _record_targets,
+    _write_documents,
 )
-from tmsplan.outputs import write_text
 
 __all__ = [
     "BRAINSIGHT_FROM_CANONICAL",
@@ -80,6 +80,17 @@ _NOTES = (
 )
 
 
+def _matrix_or_none(value: object) -> np.ndarray | None:
+    """A finite (4, 4) matrix from a T1 description field, or None when it is not one."""
+    if value is None:
+        return None
+    try:
+        mat = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return mat if mat.shape == (4, 4) and np.all(np.isfinite(mat)) else None
+
+
 def brainsight_coordinate_system(t1: dict, *, version: int = 14) -> str:
     """The ``# Coordinate system:`` value for a T1 description.
 
@@ -99,7 +110,8 @@ def brainsight_coordinate_system(t1: dict, *, version: int = 14) -> str:
     Warns
     -----
     ExportWarning
-        qform and sform are both set and differ: the sform is named.
+        qform and sform codes are both set and the matrices differ, or cannot
+        be compared (``t1`` lacks them): the sform is named.
 
     Raises
     ------
@@ -123,19 +135,18 @@ def brainsight_coordinate_system(t1: dict, *, version: int = 14) -> str:
             "re-plan, and load that image in Brainsight."
         )
     if s_ok and q_ok:
-        same = (
-            t1.get("sform") is not None
-            and t1.get("qform") is not None
-            and np.allclose(
-                np.asarray(t1["sform"], float), np.asarray(t1["qform"], float), atol=1e-4
-            )
-        )
-        if same:
+        sform, qform = _matrix_or_none(t1.get("sform")), _matrix_or_none(t1.get("qform"))
+        if sform is not None and qform is not None and np.allclose(sform, qform, atol=1e-4):
             form, code = "Q", q_code
         else:
             form, code = "S", s_code
+            why = (
+                "differ"
+                if sform is not None and qform is not None
+                else "cannot be compared (the plan record lacks the T1's 4x4 sform/qform)"
+            )
             warnings.warn(
-                "the T1's qform and sform differ; the Brainsight file uses the sform "
+                f"the T1's qform and sform {why}; the Brainsight file uses the sform "
                 f"(NIfTI:S:{NIFTI_XFORM_NAMES[s_code]}), which is tmsplan's world for this "
                 "image. In Brainsight, make sure the project uses the sform coordinate system.",
                 ExportWarning,
@@ -193,19 +204,25 @@ def write_brainsight(
     -------
     list of pathlib.Path
     """
+    docs = _build_brainsight(record, path, space=space, version=version)
+    return _write_documents(docs, overwrite=overwrite)
+
+
+def _build_brainsight(
+    record: dict, path: str | Path, *, space: str = "RAS", version: int = 14
+) -> _Documents:
+    """The targets text of :func:`write_brainsight`, in memory."""
     _check_space("brainsight", space)
     targets = _record_targets(record, "brainsight")
     if not isinstance(record.get("t1"), dict):
         raise RecordError("record['t1'] is missing; Brainsight needs the T1's qform/sform codes.")
     coordinate_system = brainsight_coordinate_system(record["t1"], version=version)
-    path = Path(path)
-    _check_outputs([path], overwrite=overwrite)
     lines = _header(coordinate_system, version)
     for i, target in enumerate(targets):
         mat = target.pose @ BRAINSIGHT_FROM_CANONICAL
         values = [*mat[:3, 3], *mat[:3, :3].T.ravel()]  # loc, then columns (mCnR)
         lines.append("\t".join([_cell_name(target.name, i), *(f"{v:.8f}" for v in values)]))
-    return [write_text(path, "\n".join(lines) + "\n", overwrite=overwrite)]
+    return [(Path(path), "\n".join(lines) + "\n")]
 
 
 def _split_tables(lines: list[str], source: str) -> tuple[dict, list[tuple[list[str], list]]]:
@@ -259,7 +276,8 @@ def read_brainsight(path: str | Path, *, frame: str | None = None) -> NavigatorF
     Raises
     ------
     FormatError
-        Not a Brainsight export, or a coordinate system that is not NIfTI.
+        Not a Brainsight export, a coordinate system that is not NIfTI, or a
+        target/sample table lacking columns or with rows cut short.
     PoseError
         A sheared, scaled or mirrored rotation.
     """
@@ -291,12 +309,23 @@ def read_brainsight(path: str | Path, *, frame: str | None = None) -> NavigatorF
     markers: list[Marker] = []
     for columns, rows in tables:
         kind = {"Target Name": "target", "Sample Name": "sample"}.get(columns[0])
-        if kind is None or any(c not in columns for c in (*_LOC, *_ROT)):
+        if kind is None:
             meta["tables"][columns[0]] = [
                 {c: _value(v) for c, v in zip(columns, cells, strict=False)} for _, cells in rows
             ]
             continue
+        missing = [c for c in (*_LOC, *_ROT) if c not in columns]
+        if missing:
+            raise FormatError(
+                f"{source}: the '{columns[0]}' table lacks columns {missing}; the file is cut "
+                "or not a Brainsight export."
+            )
         for number, cells in rows:
+            if len(cells) != len(columns):
+                raise FormatError(
+                    f"{source}: line {number} has {len(cells)} cells, its table header "
+                    f"{len(columns)}; the file is cut or was edited by hand."
+                )
             row = {c: _value(v) for c, v in zip(columns, cells, strict=False)}
             name = cells[0] if cells else ""
             where = f"{source}: line {number} ({kind} {name!r})"

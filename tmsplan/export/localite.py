@@ -40,9 +40,9 @@ from tmsplan.errors import FormatError, RecordError
 from tmsplan.export import (
     Marker,
     NavigatorFile,
-    _check_outputs,
     _check_space,
     _clean_text,
+    _Documents,
     _frame_default,
     _num,
     _parse_float,
@@ -50,8 +50,8 @@ from tmsplan.export import (
     _record_targets,
     _timestamp,
     _world,
+    _write_documents,
 )
-from tmsplan.outputs import write_text
 
 __all__ = [
     "LOCALITE_FROM_CANONICAL",
@@ -136,10 +136,13 @@ def write_localite(
     list of pathlib.Path
         ``[path]``.
     """
+    return _write_documents(_build_localite(record, path, space=space), overwrite=overwrite)
+
+
+def _build_localite(record: dict, path: str | Path, *, space: str = "RAS") -> _Documents:
+    """The InstrumentMarker XML of :func:`write_localite`, in memory."""
     space = _check_space("localite", space)
     targets = _record_targets(record, "localite")
-    path = Path(path)
-    _check_outputs([path], overwrite=overwrite)
     world = _world(space)
     root = ET.Element("InstrumentMarkerList", {"coordinateSpace": space})
     root.append(ET.Comment(_NOTE.format(version=__version__, space=space)))
@@ -165,7 +168,7 @@ def write_localite(
             "Matrix4D",
             {f"data{r}{c}": _num(mat[r, c]) for r in range(4) for c in range(4)},
         )
-    return [write_text(path, _serialise(root), overwrite=overwrite)]
+    return [(Path(path), _serialise(root))]
 
 
 def _point_marker(parent: ET.Element, tag: str, index: int, colour: str, name: str, xyz) -> None:
@@ -207,6 +210,15 @@ def write_localite_entrytarget(
     -------
     list of pathlib.Path
     """
+    return _write_documents(
+        _build_localite_entrytarget(record, path, space=space), overwrite=overwrite
+    )
+
+
+def _build_localite_entrytarget(
+    record: dict, path: str | Path, *, space: str = "RAS"
+) -> _Documents:
+    """The EntryTarget XML of :func:`write_localite_entrytarget`, in memory."""
     space = _check_space("localite-entrytarget", space)
     targets = _record_targets(record, "localite-entrytarget")
     for target in targets:
@@ -215,8 +227,6 @@ def write_localite_entrytarget(
                 f"target {target.name!r} lacks scalp_mm or cortical_mm; an EntryTarget file "
                 "needs both. Re-run the plan."
             )
-    path = Path(path)
-    _check_outputs([path], overwrite=overwrite)
     flip = _world(space)[:3, :3]
     root = ET.Element("EntryTargetList", {"coordinateSpace": space})
     root.append(ET.Comment(_NOTE.format(version=__version__, space=space).split("Matrix")[0]))
@@ -224,7 +234,7 @@ def write_localite_entrytarget(
         name = _clean_text(target.name)
         _point_marker(root, "Entry", i, "#00ff00", name, flip @ target.scalp)
         _point_marker(root, "Target", i, "#00ffff", name, flip @ target.cortical)
-    return [write_text(path, _serialise(root), overwrite=overwrite)]
+    return [(Path(path), _serialise(root))]
 
 
 # ---------------------------------------------------------------------------
@@ -292,7 +302,8 @@ def read_localite(path: str | Path, *, frame: str | None = None) -> NavigatorFil
     source = str(path)
     try:
         root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError) as exc:
+    except (OSError, ET.ParseError, LookupError, ValueError) as exc:
+        # LookupError: an unknown encoding in the XML declaration
         raise FormatError(f"{source}: cannot read it as XML ({exc}).") from None
     space = _space_of(root, source)
     world = _world(space)

@@ -16,7 +16,6 @@ orientation. ``coordinateSystem`` is ``"RAS"`` (default here) or ``"LPS"``
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,18 @@ from tmsplan.errors import FormatError
 from tmsplan.export import (
     Marker,
     NavigatorFile,
-    _check_outputs,
     _check_space,
     _clean_text,
+    _Documents,
+    _dumps,
     _frame_default,
     _parse_float,
     _pose_from_file,
     _read_json,
     _record_targets,
     _world,
+    _write_documents,
 )
-from tmsplan.outputs import write_text
 
 __all__ = ["SLICER_SCHEMA", "write_slicer", "read_slicer"]
 
@@ -81,10 +81,13 @@ def write_slicer(
     -------
     list of pathlib.Path
     """
+    return _write_documents(_build_slicer(record, path, space=space), overwrite=overwrite)
+
+
+def _build_slicer(record: dict, path: str | Path, *, space: str = "RAS") -> _Documents:
+    """The markups JSON of :func:`write_slicer`, in memory."""
     space = _check_space("slicer", space)
     targets = _record_targets(record, "slicer")
-    path = Path(path)
-    _check_outputs([path], overwrite=overwrite)
     world = _world(space)
     markups = []
     for target in targets:
@@ -109,8 +112,8 @@ def write_slicer(
             }
         )
     doc = {"@schema": SLICER_SCHEMA, "markups": markups}
-    text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    return [write_text(path, text, overwrite=overwrite)]
+    text = _dumps(doc, "slicer")
+    return [(Path(path), text)]
 
 
 def _vector(values: Any, size: int, where: str) -> np.ndarray:
@@ -154,6 +157,11 @@ def read_slicer(path: str | Path, *, frame: str | None = None) -> NavigatorFile:
     markers: list[Marker] = []
     spaces = []
     for i, markup in enumerate(doc["markups"]):
+        if not isinstance(markup, dict):
+            raise FormatError(
+                f"{source}: markup #{i} is {type(markup).__name__} {markup!r:.60}, expected a "
+                "JSON object; not a Slicer .mrk.json file."
+            )
         space = str(markup.get("coordinateSystem", "LPS")).upper()
         if space not in ("RAS", "LPS"):
             raise FormatError(f"{source}: markup #{i} coordinateSystem {space!r} is not RAS/LPS.")
@@ -165,15 +173,28 @@ def read_slicer(path: str | Path, *, frame: str | None = None) -> NavigatorFile:
         name = str(markup.get("name", ""))
         found: dict[str, tuple[str, np.ndarray, np.ndarray | None]] = {}
         loose = []
-        for j, point in enumerate(markup.get("controlPoints") or []):
+        points = markup.get("controlPoints")
+        if points is None:
+            points = []
+        if not isinstance(points, list):
+            raise FormatError(
+                f"{source}: markup {name!r} controlPoints is {type(points).__name__}, expected a "
+                "list of control points."
+            )
+        for j, point in enumerate(points):
             where = f"{source}: markup {name!r} point #{j}"
+            if not isinstance(point, dict):
+                raise FormatError(
+                    f"{where}: is {type(point).__name__} {point!r:.60}, expected a JSON object "
+                    "with a position."
+                )
             if point.get("positionStatus", "defined") != "defined":
                 continue
             xyz = world[:3, :3] @ _vector(point.get("position"), 3, where)
             rot = None
             if point.get("orientation") is not None:
                 rot = world[:3, :3] @ _vector(point["orientation"], 9, where).reshape(3, 3)
-            role = point.get("id")
+            role = point.get("id") if isinstance(point.get("id"), str) else None
             label = str(point.get("label", ""))
             if role in _ROLES and role not in found:
                 found[role] = (label, xyz, rot)

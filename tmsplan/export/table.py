@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +29,18 @@ from tmsplan.errors import FormatError
 from tmsplan.export import (
     Marker,
     NavigatorFile,
-    _check_outputs,
     _check_space,
     _clean_text,
+    _Documents,
+    _dumps,
     _num,
     _parse_float,
     _pose_from_file,
     _read_json,
     _read_text,
     _record_targets,
+    _write_documents,
 )
-from tmsplan.outputs import write_text
 from tmsplan.spaces import SUBJECT_FRAME
 
 __all__ = ["CSV_COLUMNS", "write_csv", "read_csv", "write_json", "read_json"]
@@ -108,10 +108,13 @@ def write_csv(
     -------
     list of pathlib.Path
     """
+    return _write_documents(_build_csv(record, path, space=space), overwrite=overwrite)
+
+
+def _build_csv(record: dict, path: str | Path, *, space: str = "RAS") -> _Documents:
+    """The CSV table of :func:`write_csv`, in memory."""
     _check_space("csv", space)
     targets = _record_targets(record, "csv")
-    path = Path(path)
-    _check_outputs([path], overwrite=overwrite)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -136,7 +139,7 @@ def write_csv(
                 *_opt(src.get("handle_direction")),
             ]
         )
-    return [write_text(path, buffer.getvalue(), overwrite=overwrite)]
+    return [(Path(path), buffer.getvalue())]
 
 
 def _point(row: dict, prefix: str, where: str) -> np.ndarray | None:
@@ -178,7 +181,15 @@ def read_csv(path: str | Path) -> NavigatorFile:
     if missing:
         raise FormatError(f"{source}: columns {missing} are missing; not a tmsplan targets CSV.")
     markers, frames = [], []
-    for number, row in enumerate(reader, start=2):
+    width = len(reader.fieldnames or [])
+    for row in reader:
+        number = reader.line_num
+        if None in row or any(v is None for v in row.values()):
+            which = "more" if None in row else "fewer"
+            raise FormatError(
+                f"{source}: line {number} has {which} cells than the {width} columns of the "
+                "header; the table is cut or was edited by hand. Re-export it with tmsplan."
+            )
         name = _unsafe_cell(row["name"])
         where = f"{source}: line {number} ({name!r})"
         frames.append(_unsafe_cell(row["space"]))
@@ -246,10 +257,13 @@ def write_json(
     -------
     list of pathlib.Path
     """
+    return _write_documents(_build_json(record, path, space=space), overwrite=overwrite)
+
+
+def _build_json(record: dict, path: str | Path, *, space: str = "RAS") -> _Documents:
+    """The JSON document of :func:`write_json`, in memory."""
     _check_space("json", space)
     targets = _record_targets(record, "json")
-    path = Path(path)
-    _check_outputs([path], overwrite=overwrite)
     t1 = record.get("t1") or {}
     rows = []
     for target in targets:
@@ -281,17 +295,30 @@ def write_json(
         "t1": {"path": t1.get("path"), "sha256": t1.get("sha256")},
         "targets": rows,
     }
-    text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    return [write_text(path, text, overwrite=overwrite)]
+    text = _dumps(doc, "json")
+    return [(Path(path), text)]
 
 
 def _json_point(value: Any, where: str) -> np.ndarray | None:
     if value is None:
         return None
-    arr = np.asarray(value, dtype=float) if isinstance(value, list) else None
+    arr = None
+    if isinstance(value, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    ):
+        arr = np.asarray(value, dtype=float)
     if arr is None or arr.shape != (3,) or not np.all(np.isfinite(arr)):
-        raise FormatError(f"{where}: expected 3 finite numbers, got {value!r}.")
+        raise FormatError(f"{where}: expected 3 finite numbers, got {value!r:.120}.")
     return arr
+
+
+def _json_number(item: dict, key: str, where: str) -> float | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FormatError(f"{where}: {key} must be a number or null, got {value!r:.60}.")
+    return _parse_float(value, where=f"{where} {key}")
 
 
 def read_json(path: str | Path) -> NavigatorFile:
@@ -315,19 +342,41 @@ def read_json(path: str | Path) -> NavigatorFile:
     doc = _read_json(path)
     if not isinstance(doc, dict) or doc.get("format") != "tmsplan-targets":
         raise FormatError(f"{source}: not a tmsplan targets JSON (format != 'tmsplan-targets').")
+    items = doc.get("targets")
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        raise FormatError(
+            f"{source}: 'targets' is {type(items).__name__}, expected a list of target objects."
+        )
     markers = []
-    for i, item in enumerate(doc.get("targets") or []):
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise FormatError(
+                f"{source}: target #{i} is {type(item).__name__} {item!r:.60}, expected a JSON "
+                "object with a name and a coil_matrix."
+            )
         name = str(item.get("name", ""))
         where = f"{source}: target #{i} ({name!r})"
-        try:
-            mat = np.asarray(item["coil_matrix"], dtype=float)
-        except (KeyError, TypeError, ValueError):
-            raise FormatError(f"{where}: coil_matrix missing or not numeric.") from None
+        rows = item.get("coil_matrix")
+        if not (
+            isinstance(rows, list)
+            and len(rows) == 4
+            and all(isinstance(row, list) and len(row) == 4 for row in rows)
+        ):
+            raise FormatError(
+                f"{where}: coil_matrix must be a list of 4 rows of 4 numbers, got {rows!r:.120}."
+            )
+        mat = np.array([[_parse_float(v, where=f"{where} coil_matrix") for v in r] for r in rows])
+        reachable = item.get("reachable", True)
+        if not isinstance(reachable, bool):
+            raise FormatError(f"{where}: reachable must be true or false, got {reachable!r:.60}.")
+        reason = item.get("unreachable_reason")
         info = {
-            "reachable": bool(item.get("reachable", True)),
-            "unreachable_reason": item.get("unreachable_reason"),
-            "depth_mm": item.get("depth_mm"),
-            "coil_skin_distance_mm": item.get("coil_skin_distance_mm"),
+            "reachable": reachable,
+            "unreachable_reason": None if reason is None else str(reason),
+            "depth_mm": _json_number(item, "depth_mm", where),
+            "coil_skin_distance_mm": _json_number(item, "coil_skin_distance_mm", where),
             "handle_direction": _json_point(item.get("handle_direction"), where),
         }
         markers.append(

@@ -14,7 +14,6 @@ Coil axes
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +24,17 @@ from tmsplan.errors import FormatError, RecordError, SpaceError
 from tmsplan.export import (
     Marker,
     NavigatorFile,
-    _check_outputs,
     _check_space,
     _clean_text,
+    _Documents,
+    _dumps,
     _frame_default,
     _parse_float,
     _pose_from_file,
     _read_json,
     _record_targets,
+    _write_documents,
 )
-from tmsplan.outputs import write_text
 
 __all__ = ["visor2_fingerprint", "check_fingerprint", "write_visor2", "read_visor2"]
 
@@ -85,8 +85,22 @@ def _close_quaternion(a: np.ndarray, b: np.ndarray) -> bool:
 def check_fingerprint(found: dict, t1: dict, *, source: str = "visor2 file") -> None:
     """Check a visor2 ``AssociatedImageInfo`` block against a T1 description.
 
+    Parameters
+    ----------
+    found : dict
+        The file's ``AssociatedImageInfo`` (``NIfTI_quatern``, ``NIfTI_qoffset``,
+        ``NIfTI_pixdim``).
+    t1 : dict
+        ``record["t1"]`` (:func:`tmsplan.record.t1_description`).
+    source : str, keyword-only
+        Name of the file, for error messages.
+
     Raises
     ------
+    FormatError
+        ``found`` lacks the NIfTI qform fields or holds values that are not numbers.
+    RecordError
+        ``t1`` lacks its qform fields (see :func:`visor2_fingerprint`).
     SpaceError
         The markers were made for an image with another qform/voxel size.
     """
@@ -134,13 +148,16 @@ def write_visor2(
     -------
     list of pathlib.Path
     """
+    return _write_documents(_build_visor2(record, path, space=space), overwrite=overwrite)
+
+
+def _build_visor2(record: dict, path: str | Path, *, space: str = "RAS") -> _Documents:
+    """The ``.mrk`` JSON of :func:`write_visor2`, in memory."""
     _check_space("visor2", space)
     targets = _record_targets(record, "visor2")
     if not isinstance(record.get("t1"), dict):
         raise RecordError("record['t1'] is missing; visor2 needs the T1's qform fingerprint.")
     fingerprint = visor2_fingerprint(record["t1"])
-    path = Path(path)
-    _check_outputs([path], overwrite=overwrite)
     coil = (record.get("parameters") or {}).get("coil")
     coil_type = coil if isinstance(coil, str) else ""
     doc: dict[str, Any] = {
@@ -162,8 +179,8 @@ def write_visor2(
             for target in targets
         ],
     }
-    text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    return [write_text(path, text, overwrite=overwrite)]
+    text = _dumps(doc, "visor2")
+    return [(Path(path), text)]
 
 
 def read_visor2(
@@ -200,20 +217,38 @@ def read_visor2(
     doc = _read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("TargetMarkers"), list):
         raise FormatError(f"{source}: no 'TargetMarkers' list; not a visor2 .mrk file.")
-    config = doc.get("Configuration") or {}
+    config = doc.get("Configuration")
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise FormatError(
+            f"{source}: Configuration is {type(config).__name__}, expected a JSON object."
+        )
     info = config.get("AssociatedImageInfo")
     fingerprint = None
+    if info is not None and not isinstance(info, dict):
+        raise FormatError(
+            f"{source}: AssociatedImageInfo is {type(info).__name__}, expected a JSON object "
+            "with NIfTI_quatern, NIfTI_qoffset and NIfTI_pixdim."
+        )
     if isinstance(info, dict):
         try:
             pixdim = [float(v) for v in info["NIfTI_pixdim"]]
-            fingerprint = {
-                "quatern_bcd": [float(v) for v in info["NIfTI_quatern"]],
-                "qoffset_xyz": [float(v) for v in info["NIfTI_qoffset"]],
-                "qfac": pixdim[0],
-                "pixdim": pixdim[1:],
-            }
-        except (KeyError, TypeError, ValueError, IndexError):
-            raise FormatError(f"{source}: malformed AssociatedImageInfo {info!r}.") from None
+            quatern = [float(v) for v in info["NIfTI_quatern"]]
+            qoffset = [float(v) for v in info["NIfTI_qoffset"]]
+        except (KeyError, TypeError, ValueError):
+            raise FormatError(f"{source}: malformed AssociatedImageInfo {info!r:.200}.") from None
+        if len(quatern) != 3 or len(qoffset) != 3 or len(pixdim) != 4:
+            raise FormatError(
+                f"{source}: AssociatedImageInfo needs 3 NIfTI_quatern, 3 NIfTI_qoffset and 4 "
+                f"NIfTI_pixdim values, got {len(quatern)}, {len(qoffset)} and {len(pixdim)}."
+            )
+        fingerprint = {
+            "quatern_bcd": quatern,
+            "qoffset_xyz": qoffset,
+            "qfac": pixdim[0],
+            "pixdim": pixdim[1:],
+        }
     if t1 is not None:
         if info is None:
             raise FormatError(f"{source}: no AssociatedImageInfo to check against the T1.")
@@ -236,15 +271,23 @@ def read_visor2(
         system = target.get("CoordinateSystem", "ASSOCIATED_IMAGE")
         if system != "ASSOCIATED_IMAGE":
             raise FormatError(f"{where}: coordinate system {system!r}; expected ASSOCIATED_IMAGE.")
-        rows = (target.get("CoilPose") or {}).get("RigidTransformMatrix4x4")
-        try:
-            mat = np.array(
-                [[_parse_float(v, where=where) for v in row] for row in rows], dtype=float
+        coil_pose = target.get("CoilPose")
+        if not isinstance(coil_pose, dict):
+            raise FormatError(
+                f"{where}: CoilPose is {type(coil_pose).__name__}, expected a JSON object with "
+                "RigidTransformMatrix4x4."
             )
-        except TypeError:
-            raise FormatError(f"{where}: RigidTransformMatrix4x4 is not a list of rows.") from None
-        if mat.shape != (4, 4):
-            raise FormatError(f"{where}: RigidTransformMatrix4x4 must be 4x4, got {mat.shape}.")
+        rows = coil_pose.get("RigidTransformMatrix4x4")
+        if not (
+            isinstance(rows, list)
+            and len(rows) == 4
+            and all(isinstance(row, list) and len(row) == 4 for row in rows)
+        ):
+            raise FormatError(
+                f"{where}: RigidTransformMatrix4x4 must be a list of 4 rows of 4 numbers, got "
+                f"{rows!r:.120}."
+            )
+        mat = np.array([[_parse_float(v, where=where) for v in row] for row in rows])
         pose = _pose_from_file(mat, name=where)
         markers.append(
             Marker(name, pose=pose, kind="target", info={"coil": target.get("CoilInfo")})

@@ -11,10 +11,12 @@ reviewer checklist.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import math
 import os
+import warnings as _warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from tmsplan import __version__
-from tmsplan.errors import RecordError
+from tmsplan.errors import RecordError, TmsplanWarning
 from tmsplan.images import ImageLike, check_img, file_sha256
-from tmsplan.outputs import check_writable, write_bytes, write_text
+from tmsplan.outputs import check_writable, write_bytes
 from tmsplan.record import check_record, target_pose
 from tmsplan.render._vtk import png_bytes, read_png
+from tmsplan.render.scene import inert_urls
 
 __all__ = [
     "REPORT_FILENAME",
@@ -484,7 +487,8 @@ def write_report(
         to keep the report within :data:`MAX_REPORT_BYTES`.
     scene_html : str or None
         A self-contained HTML document with the interactive 3D view (see
-        :func:`tmsplan.render.scene.scene_html`), embedded in an iframe.
+        :func:`tmsplan.render.scene.scene_html`), embedded in an iframe; URLs
+        it would load are made inert (:func:`tmsplan.render.scene.inert_urls`).
     warnings : sequence of str
         Warnings found while making the report (e.g. from
         :func:`check_record_t1`), shown with the record's own warnings.
@@ -496,20 +500,54 @@ def write_report(
     -------
     pathlib.Path
         The written ``report.html``.
+
+    Warns
+    -----
+    TmsplanWarning
+        The report exceeds :data:`MAX_REPORT_BYTES` even with the smallest pictures.
     """
     check_record(dict(record), source="record")
     path = check_writable(Path(out_dir) / REPORT_FILENAME, overwrite=overwrite)
     raw = {name: Path(p).read_bytes() for name, p in pictures.items()}
+    data = _report_bytes(record, raw, scene_html, warnings, geometry)
+    return write_bytes(path, data, overwrite=overwrite)
+
+
+def _report_bytes(
+    record: Mapping,
+    pictures: Mapping[str, bytes],
+    scene_html: str | None,
+    warnings: Sequence[str],
+    geometry: Sequence[Mapping] | None,
+) -> bytes:
+    """The report as UTF-8 bytes, pictures re-encoded smaller until it fits the budget.
+
+    Warns
+    -----
+    TmsplanWarning
+        The report is larger than :data:`MAX_REPORT_BYTES` even with the
+        smallest pictures.
+    """
     all_warnings = list(warnings) + [str(w) for w in record.get("warnings", [])]
     if geometry is not None:
         all_warnings += [p for g in geometry for p in g.get("problems", [])]
-    text = ""
+    if scene_html:  # whoever made it, the report loads nothing from the network
+        scene_html = inert_urls(scene_html)
+    data = b""
     for encoding in _ENCODINGS:
-        encoded = {name: _encode_picture(data, encoding) for name, data in raw.items()}
-        text = _render_html(record, encoded, scene_html, all_warnings, geometry)
-        if len(text.encode("utf-8")) <= MAX_REPORT_BYTES:
+        encoded = {name: _encode_picture(raw, encoding) for name, raw in pictures.items()}
+        data = _render_html(record, encoded, scene_html, all_warnings, geometry).encode("utf-8")
+        if len(data) <= MAX_REPORT_BYTES:
             break
-    return write_text(path, text, overwrite=overwrite)
+    else:
+        _warnings.warn(
+            f"the report is {len(data) / 1e6:.1f} MB even with the smallest pictures, over its "
+            f"{MAX_REPORT_BYTES / 1e6:.1f} MB budget (a large interactive 3D view?); it is "
+            "written anyway, but may be slow to open or to send.",
+            TmsplanWarning,
+            stacklevel=3,
+        )
+    return data
 
 
 def make_report(
@@ -530,7 +568,9 @@ def make_report(
     """Render the views, the slices and the interactive scene; write ``report.html``.
 
     Writes ``<out_dir>/pictures/<view>.png``, ``<out_dir>/pictures/slices.png``
-    and ``<out_dir>/report.html``. All layers are in ``record["space"]``.
+    and ``<out_dir>/report.html``, each atomically, once every picture, the
+    scene and the report are made (a failure on the way writes nothing). All
+    layers are in ``record["space"]``.
 
     Parameters
     ----------
@@ -547,9 +587,9 @@ def make_report(
     brain_mesh : mesh, optional
         Brain surface; or ``brain_img``, a brain mask whose 0.5 isosurface is drawn.
     activation_img, roi_img, landmarks
-        See :func:`tmsplan.render.scene.plan_plotter`. The activation is drawn
-        only if it is in the record's frame (``parameters.activation_frame``
-        when given).
+        See :func:`tmsplan.render.scene.plan_plotter`. Like every layer, they
+        must be in the record's frame (``record["space"]``): the caller carries
+        them there (as :func:`tmsplan.plan.plan_target` does).
     views : sequence of str
         3D views to render.
     interactive : bool
@@ -560,6 +600,11 @@ def make_report(
     -------
     pathlib.Path
         ``<out_dir>/report.html``.
+
+    Warns
+    -----
+    TmsplanWarning
+        The report exceeds :data:`MAX_REPORT_BYTES` even with the smallest pictures.
     """
     from tmsplan.render.scene import (
         _decimated,
@@ -583,13 +628,6 @@ def make_report(
         warnings += check_record_t1(record)
         t1_img = record["t1"]["path"]
     t1 = check_img(t1_img, name="t1_img")
-    frame = (record.get("parameters") or {}).get("activation_frame", record.get("space"))
-    if activation_img is not None and frame != record.get("space"):
-        warnings.append(
-            f"the activation map is in {frame}, not in the head's frame {record.get('space')}; "
-            "it is not drawn over the head."
-        )
-        activation_img = None
     if brain_mesh is None and brain_img is not None:
         # a 1 mm brain mask gives ~300k triangles; 60k look the same in the pictures
         brain_mesh = _decimated(
@@ -601,27 +639,20 @@ def make_report(
         "roi_img": roi_img,
         "landmarks": landmarks,
     }
+    # everything is made in memory first: a failure leaves no pictures without a report
     geometry = scene_geometry(record, scalp_mesh)
     images = render_view_images(record, scalp_mesh, views=views, **layers)
-    written: dict[str, Path] = {}
-    for name, image in images.items():
-        written[name] = write_bytes(
-            picture_dir / f"{name}.png", png_bytes(image), overwrite=overwrite
-        )
+    pictures = {name: png_bytes(image) for name, image in images.items()}
     threshold = (record.get("activation") or {}).get("threshold")
     first = record["targets"][0] if record["targets"] else None
     if first is not None:
-        written["slices"] = write_bytes(
-            picture_dir / "slices.png",
-            slices_png(
-                t1,
-                first["cortical_mm"],
-                activation_img=activation_img,
-                activation_threshold=threshold,
-                roi_img=roi_img,
-                title=str(first["name"]),
-            ),
-            overwrite=overwrite,
+        pictures["slices"] = slices_png(
+            t1,
+            first["cortical_mm"],
+            activation_img=activation_img,
+            activation_threshold=threshold,
+            roi_img=roi_img,
+            title=str(first["name"]),
         )
     scene = None
     if interactive:
@@ -630,12 +661,31 @@ def make_report(
             scene = make_scene_html(record, scalp_mesh, max_faces=max_faces, **layers)
             if len(scene) <= _SCENE_BUDGET:
                 break
-    return write_report(
-        record,
-        out_dir,
-        pictures=written,
-        scene_html=scene,
-        warnings=warnings,
-        geometry=geometry,
-        overwrite=overwrite,
-    )
+    report = _report_bytes(record, pictures, scene, warnings, geometry)
+    files = [(picture_dir / f"{name}.png", data) for name, data in pictures.items()]
+    files.append((out_dir / REPORT_FILENAME, report))
+    return _write_all(files, overwrite=overwrite)[-1]
+
+
+def _write_all(files: Sequence[tuple[Path, bytes]], *, overwrite: bool) -> list[Path]:
+    """Write each file atomically; on a failure remove the ones this call created."""
+    for path, _ in files:
+        check_writable(path, overwrite=overwrite)
+    folders = {parent for path, _ in files for parent in (path, *path.parents)}
+    new_folders = sorted((f for f in folders if not f.exists()), key=lambda f: -len(f.parts))
+    created: list[Path] = []
+    try:
+        for path, data in files:
+            existed = path.exists()
+            write_bytes(path, data, overwrite=overwrite)
+            if not existed:
+                created.append(path)
+    except BaseException:
+        for path in created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for folder in new_folders:  # deepest first; only the empty ones go
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    return [path for path, _ in files]

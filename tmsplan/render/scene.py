@@ -26,9 +26,12 @@ carries an orientation marker whose axes are labelled R, A, S.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import re
 import sys
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import trimesh
 
-from tmsplan.errors import ImageError, TmsplanError
+from tmsplan.errors import ImageError, TmsplanError, TmsplanWarning
 from tmsplan.images import ImageLike, check_img, voxel_to_world
 from tmsplan.outputs import check_writable, write_bytes
 from tmsplan.record import target_pose
@@ -61,6 +64,8 @@ __all__ = [
     "group_plotter",
     "render_group",
     "scene_html",
+    "inert_urls",
+    "INERT_URL",
     "view",
 ]
 
@@ -939,11 +944,88 @@ def scene_html(
         plotter.camera.azimuth = -35.0
         plotter.camera.elevation = 20.0
         plotter.camera.zoom(1.4)
-        with _without_vtk_wasm():
+        with _without_vtk_wasm(), _stopping_export_server():
             buffer = plotter.trame.export_html(None)
     finally:
         plotter.close()
-    return buffer.getvalue()
+    return inert_urls(buffer.getvalue())
+
+
+# a string literal (or attribute value) that is a whole http(s) URL: something to load
+_URL_LITERAL = re.compile(r"""(["'`])https?://[^"'`\s<>]*\1""", re.IGNORECASE)
+_URL_ATTRIBUTE = re.compile(
+    r"""(\b(?:src|href|action|poster|data|srcset)\s*=\s*)https?://[^\s>]*""", re.IGNORECASE
+)
+_CSS_URL = re.compile(r"""url\(\s*(["']?)https?://[^)]*\)""", re.IGNORECASE)
+_URL_BASE = re.compile(r"new\s+URL\([^()]*,\s*$")
+INERT_URL = "data:,"
+"""What a resource URL of the exported 3D view is replaced by (an empty ``data:`` URL)."""
+
+
+def inert_urls(text: str) -> str:
+    """Replace every http(s) URL a page could load by :data:`INERT_URL`.
+
+    pyvista's exporter inlines vtk.js, which at run time adds ``<link rel="icon">``
+    elements pointing at kitware.github.io; an offline report must not reach out.
+    Replaced: string literals that are a whole URL (``"https://..."``, template
+    literals included), unquoted ``src=``/``href=`` values and CSS ``url(...)``.
+    Left alone: URLs inside longer text (licence notices in shader comments,
+    error messages) and a literal used as the base of ``new URL(path, base)``,
+    which parses a path and loads nothing.
+
+    Parameters
+    ----------
+    text : str
+        An HTML document (or script).
+
+    Returns
+    -------
+    str
+        The same text with resource URLs made inert.
+    """
+
+    def literal(match: re.Match) -> str:
+        if _URL_BASE.search(text, max(0, match.start() - 80), match.start()):
+            return match.group(0)
+        quote = match.group(1)
+        return f"{quote}{INERT_URL}{quote}"
+
+    text = _URL_LITERAL.sub(literal, text)
+    text = _URL_ATTRIBUTE.sub(lambda m: m.group(1) + INERT_URL, text)
+    return _CSS_URL.sub(f"url({INERT_URL})", text)
+
+
+@contextlib.contextmanager
+def _stopping_export_server() -> Iterator[None]:
+    """Stop the local trame server pyvista's exporter starts, once the export is done.
+
+    ``plotter.trame.export_html`` starts a trame server (``exec_mode="task"``,
+    listening on 127.0.0.1) when none is running, and leaves it listening for the
+    rest of the process. A server that was already running (a Jupyter session's)
+    is left alone.
+    """
+    pv = pyvista()
+    from trame_pyvista.widgets import get_server
+
+    server = get_server(pv.global_theme.trame.jupyter_server_name)
+    was_running = server.running
+    try:
+        yield
+    finally:
+        if not was_running and server.running:
+            port = server.port
+            try:
+                # the exporter's launch patched asyncio (nest_asyncio2): this runs the
+                # stop on the loop the server was started on
+                asyncio.run(server.stop())
+            except Exception as exc:  # report, never lose the exported scene
+                warnings.warn(
+                    f"could not stop the local trame server pyvista started for the 3D "
+                    f"export ({type(exc).__name__}: {exc}); it listens on 127.0.0.1:{port} "
+                    "until this process ends.",
+                    TmsplanWarning,
+                    stacklevel=3,
+                )
 
 
 @contextlib.contextmanager

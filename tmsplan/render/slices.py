@@ -1,4 +1,4 @@
-"""Orthogonal T1 slices through the target (nilearn, matplotlib Agg backend).
+"""Orthogonal T1 slices through the target (nilearn, drawn on a matplotlib Agg canvas).
 
 The slices are cut at the target with a crosshair; the activation map is
 overlaid above its threshold, the ROI is outlined, and the target is marked in
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,50 +55,44 @@ def slices_png(
     bytes
         A PNG image.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # a figure of its own with an Agg canvas: pyplot's figure list and the process's
+    # matplotlib backend are left as they are
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from nilearn import plotting
 
-    if matplotlib.get_backend().lower() != "agg":
-        plt.switch_backend("Agg")
     t1 = check_img(t1_img, name="t1_img")
     point = np.asarray(target_xyz, dtype=np.float64).reshape(3)
-    figure = plt.figure(figsize=(10.0, 3.6), facecolor="black")
-    try:
-        with warnings.catch_warnings():
-            display = plotting.plot_anat(
-                t1,
-                cut_coords=tuple(point),
-                display_mode="ortho",
-                draw_cross=True,
-                annotate=True,
-                black_bg=True,
-                dim=-0.3,
-                figure=figure,
-                title=title,
-            )
-            if activation_img is not None:
-                activation = check_img(activation_img, name="activation_img", nan_policy="zero")
-                display.add_overlay(
-                    activation,
-                    threshold=activation_threshold,
-                    cmap="autumn" if activation_threshold is not None else "cold_hot",
-                    transparency=0.7,
-                )
-            if roi_img is not None:
-                roi = check_img(roi_img, name="roi_img", require_signal=False)
-                if np.any(np.asarray(roi.dataobj) > 0.5):
-                    display.add_contours(roi, levels=[0.5], colors="cyan", linewidths=1.5)
-            display.add_markers(
-                [point], marker_color="lime", marker_size=60, marker="o", edgecolors="black"
-            )
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format="png", dpi=dpi, facecolor="black")
-        display.close()
-    finally:
-        plt.close(figure)
+    figure = Figure(figsize=(10.0, 3.6), facecolor="black")
+    FigureCanvasAgg(figure)
+    display = plotting.plot_anat(
+        t1,
+        cut_coords=tuple(point),
+        display_mode="ortho",
+        draw_cross=True,
+        annotate=True,
+        black_bg=True,
+        dim=-0.3,
+        figure=figure,
+        title=title,
+    )
+    if activation_img is not None:
+        activation = check_img(activation_img, name="activation_img", nan_policy="zero")
+        display.add_overlay(
+            activation,
+            threshold=activation_threshold,
+            cmap="autumn" if activation_threshold is not None else "cold_hot",
+            transparency=0.7,
+        )
+    if roi_img is not None:
+        roi = check_img(roi_img, name="roi_img", require_signal=False)
+        if np.any(np.asarray(roi.dataobj) > 0.5):
+            display.add_contours(roi, levels=[0.5], colors="cyan", linewidths=1.5)
+    display.add_markers(
+        [point], marker_color="lime", marker_size=60, marker="o", edgecolors="black"
+    )
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, facecolor="black")
     data = buffer.getvalue()
     if is_blank(read_png(data)):
         raise TmsplanError(
