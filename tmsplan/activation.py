@@ -24,12 +24,13 @@ import numpy as np
 from scipy import ndimage
 
 from tmsplan.bundled import load_mni_brain_mask
-from tmsplan.errors import ActivationError, EmptyIntersectionError, FormatError
+from tmsplan.errors import ActivationError, EmptyIntersectionError, FormatError, SpaceError
 from tmsplan.images import (
     ImageLike,
     check_img,
     file_sha256,
     resample_to_img,
+    same_grid,
     voxel_to_world,
     world_to_voxel,
 )
@@ -210,8 +211,11 @@ def map_from_peaks(
     data = best.reshape(shape)
     if mask is not None:
         mask_img = check_img(mask, name="mask", require_signal=True)
-        if mask_img.shape[:3] != tuple(shape) or not np.allclose(mask_img.affine, ref.affine):
-            raise ActivationError("mask must share the reference grid (shape and affine).")
+        if not same_grid(mask_img, ref):
+            raise SpaceError(
+                "map_from_peaks: the mask must share the reference grid (shape and affine); "
+                "resample it first (tmsplan.images.resample_to_img, nearest)."
+            )
         data = np.where(mask_img.get_fdata() > 0, data, 0.0)
     out = nib.Nifti1Image(data.astype(np.float32), ref.affine)
     out.set_qform(ref.affine, code=int(ref.header["qform_code"]) or 4)
