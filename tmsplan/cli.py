@@ -315,7 +315,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from tmsplan.plan import report_record
+    from tmsplan.review import report_record
 
     for path in report_record(args.record, out=args.out, overwrite=args.force):
         print(path)
@@ -323,14 +323,14 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_view(args: argparse.Namespace) -> int:
-    from tmsplan.plan import view_record
+    from tmsplan.review import view_record
 
     view_record(args.record)
     return 0
 
 
 def _run_group(args: argparse.Namespace) -> int:
-    from tmsplan.plan import group_picture
+    from tmsplan.review import group_picture
 
     print(group_picture(args.records, args.out, view=args.view, overwrite=args.force))
     return 0
