@@ -102,6 +102,7 @@ from dataclasses import dataclass
 import nibabel as nib
 import numpy as np
 import trimesh
+from nibabel.affines import apply_affine
 
 from tmsplan.errors import HeadSurfaceError
 from tmsplan.images import ImageLike, check_img
@@ -181,6 +182,9 @@ class _HeadModel:
     cut: np.ndarray  # (wi, wj, wk) bool: empty padding voxels that cut the head
     defaced: bool
     notes: tuple[str, ...]
+    solid: np.ndarray  # (wi, wj, wk) bool: filled head, genus 0, whose boundary is meshed
+    skin: np.ndarray  # (wi, wj, wk) float32 (blurred - skin level) / contrast: > 0 is tissue
+    handles: int  # handles (genus) of ``solid`` that no closing removed (0 when clean)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -386,6 +390,44 @@ def _detect_defacing(
     return bool(y[in_face].max() < y[in_ref].max() - _DEFACE_RECESS_MM)
 
 
+def _handles(solid: np.ndarray) -> int:
+    """Handles (genus) of a solid of one component without cavities, from its Euler number."""
+    from skimage.measure import euler_number
+
+    if not solid.any():
+        return 0
+    return max(0, 1 - int(euler_number(np.pad(solid, 1), connectivity=1)))
+
+
+def _genus_zero_solid(
+    filled: np.ndarray,
+    touched: tuple[tuple[int, int], ...],
+    spacing: np.ndarray,
+    cut: np.ndarray,
+) -> tuple[np.ndarray, int]:
+    """The filled head without handles: the solid whose boundary is the outer skin.
+
+    Narrow air passages that open to the outside at two places (between the
+    sinuses and the nose, through mastoid air cells, under the ear's helix)
+    make handles in the filled head. A closing by one working voxel, then by
+    ever larger balls up to the cavity radius, seals them; the smallest closing
+    that leaves no handle is used. Returns the solid and the handles left
+    (0 unless even the largest closing could not remove them).
+    """
+    from scipy import ndimage
+
+    solid = filled
+    handles = _handles(solid)
+    radius = float(spacing.max())
+    while handles and radius <= 2.0 * _CAVITY_CLOSE_MM:
+        closed = _close(filled, radius, spacing) & ~cut
+        solid = _fill_sealed(closed, touched, spacing, cut)
+        solid = ndimage.binary_fill_holes(_largest_component(solid))
+        handles = _handles(solid)
+        radius *= 1.5
+    return solid, handles
+
+
 def _skin_level(
     work: np.ndarray,
     filled: np.ndarray,
@@ -522,6 +564,7 @@ def _head_model(
     )
     field = np.where(filled & ~edge, np.maximum(field, _EPS), field)
     field = np.where(filled, field, np.minimum(field, -_EPS)).astype(np.float32)
+    solid, handles = _genus_zero_solid(filled, touched, spacing, cut)
     clock.lap("mask")
     return _HeadModel(
         field=field,
@@ -532,6 +575,9 @@ def _head_model(
         cut=cut,
         defaced=defaced,
         notes=tuple(notes),
+        solid=solid,
+        skin=((blurred - np.float32(level)) / np.float32(scale)).astype(np.float32),
+        handles=handles,
     )
 
 
@@ -574,6 +620,7 @@ def _mesh_from_field(
     *,
     target_faces: int,
     smooth_iterations: int,
+    refine=None,
     timings: dict[str, float] | None = None,
 ) -> tuple[trimesh.Trimesh, np.ndarray]:
     """Zero level set of ``field`` -> closed outward world mesh and T1 voxel coordinates.
@@ -600,6 +647,8 @@ def _mesh_from_field(
     index = np.clip(index, -0.5, np.asarray(shape, dtype=np.float64) - 0.5)
     index_to_world = work_to_world @ np.linalg.inv(work_to_index)
     world = index @ index_to_world[:3, :3].T + index_to_world[:3, 3]
+    if refine is not None:
+        world = refine(world, faces)
 
     mesh = trimesh.Trimesh(vertices=world, faces=faces, process=False)
     clock.lap("marching_cubes")
@@ -636,6 +685,94 @@ def _mesh_from_field(
     if mesh.volume < 0:  # closed mesh: outward normals <=> positive signed volume
         mesh = trimesh.Trimesh(vertices=vertices, faces=faces[:, ::-1].copy(), process=False)
     return mesh, index
+
+
+def _indicator_field(solid: np.ndarray) -> np.ndarray:
+    """Signed field of a binary solid whose 0 level set lies on its voxel boundary."""
+    from scipy import ndimage
+
+    field = ndimage.gaussian_filter(solid.astype(np.float32), 0.75, mode="nearest") - 0.5
+    return np.where(solid, np.maximum(field, _EPS), np.minimum(field, -_EPS)).astype(np.float32)
+
+
+def _touched_face_axes(
+    index: np.ndarray,
+    touched: tuple[tuple[int, int], ...],
+    affine: np.ndarray,
+    shape: tuple[int, int, int],
+    factors: tuple[int, int, int],
+) -> np.ndarray:
+    """(n, 3) world unit normal of the touched box face a vertex lies on (zeros elsewhere).
+
+    A vertex lies on a face when its T1 voxel position ``index`` is within one
+    working voxel of it.
+    """
+    axes = np.zeros((len(index), 3))
+    for axis, side in touched:
+        tolerance = float(factors[axis]) + 0.01
+        if side == 0:
+            near = index[:, axis] <= -0.5 + tolerance
+        else:
+            near = index[:, axis] >= shape[axis] - 0.5 - tolerance
+        axes[near] = affine[:3, axis] / np.linalg.norm(affine[:3, axis])
+    return axes
+
+
+def _outermost_crossing(
+    skin: np.ndarray,
+    world_to_work: np.ndarray,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    *,
+    outside_mm: float,
+    inside_mm: float,
+    face_axes: np.ndarray | None = None,
+    step_mm: float = 0.25,
+) -> np.ndarray:
+    """Move each vertex along its normal to the outermost skin-level crossing.
+
+    ``vertices`` lie on the boundary of the filled head solid. Along each
+    vertex normal, from ``outside_mm`` outside to ``inside_mm`` inside, the
+    skin field is sampled and the vertex goes to the first crossing into tissue
+    met from outside (linear interpolation between samples): the outer skin,
+    never a sinus or cavity wall deeper in. Vertices without such a crossing
+    stay put. ``face_axes`` (n, 3) holds, for vertices on a box face the head
+    touches, that face's world normal (zeros elsewhere): such vertices move
+    only within the face (the cut stays on the box face), and those whose
+    normal is along it (inside the cut) stay put. The mesh connectivity,
+    hence its topology, is unchanged.
+    """
+    from scipy import ndimage
+
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    normals = np.asarray(mesh.vertex_normals, dtype=np.float64)
+    if mesh.volume < 0:
+        normals = -normals
+    movable = np.ones(len(vertices), dtype=bool)
+    if face_axes is not None:
+        normals = normals - np.einsum("ij,ij->i", normals, face_axes)[:, None] * face_axes
+        length = np.linalg.norm(normals, axis=1)
+        movable = length > 0.3
+        normals = normals / np.maximum(length, 1e-12)[:, None]
+    offsets = np.arange(outside_mm, -inside_mm - 1e-9, -step_mm)
+    moved = vertices.copy()
+    for start in range(0, len(vertices), 20000):
+        v, n = vertices[start : start + 20000], normals[start : start + 20000]
+        samples = v[:, None, :] + offsets[None, :, None] * n[:, None, :]
+        index = samples @ world_to_work[:3, :3].T + world_to_work[:3, 3]
+        values = ndimage.map_coordinates(
+            skin, index.reshape(-1, 3).T, order=1, mode="nearest"
+        ).reshape(len(v), len(offsets))
+        tissue = values >= 0.0
+        first = np.argmax(tissue, axis=1)
+        ok = tissue.any(axis=1) & (first > 0) & movable[start : start + 20000]
+        k = first[ok]
+        rows = np.nonzero(ok)[0]
+        before, after = values[rows, k - 1], values[rows, k]
+        fraction = before / np.minimum(before - after, -1e-12) * -1.0
+        offset = offsets[k - 1] + np.clip(fraction, 0.0, 1.0) * (offsets[k] - offsets[k - 1])
+        moved[start + rows] = v[rows] + offset[:, None] * n[rows]
+    return moved
 
 
 def _check_target_faces(target_faces: int) -> int:
@@ -763,13 +900,31 @@ def _scalp_surface(
     target_faces = _check_target_faces(target_faces)
     model = _head_model(t1, name, working_mm, timings)
     work_to_index = _work_to_index(model.factors)
+    work_to_world = model.affine @ work_to_index
+    spacing = _zooms(work_to_world)
+
+    def refine(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        index = apply_affine(np.linalg.inv(model.affine), vertices)
+        return _outermost_crossing(
+            model.skin,
+            np.linalg.inv(work_to_world),
+            vertices,
+            faces,
+            outside_mm=float(spacing.max()),
+            inside_mm=_SKIN_DEPTH_MM + float(spacing.max()),
+            face_axes=_touched_face_axes(
+                index, model.touched, model.affine, model.shape, model.factors
+            ),
+        )
+
     mesh, index = _mesh_from_field(
-        model.field,
-        model.affine @ work_to_index,
+        _indicator_field(model.solid),
+        work_to_world,
         work_to_index,
         model.shape,
         target_faces=target_faces,
         smooth_iterations=smooth_iterations,
+        refine=refine,
         timings=timings,
     )
     if not mesh.is_watertight:
