@@ -120,7 +120,8 @@ _MIN_HEAD_L = 0.2  # below this: no head found
 _BRAIN_SIZED_L = 2.2  # below this: brain-sized
 _ZERO_BACKGROUND = 0.8  # fraction of exactly-minimum voxels outside the head
 _CUT_MIN_MM2 = 500.0  # padding cut: at least this contact area
-_CUT_MAX_SHARE = 0.4  # ... and at most this share of the head boundary
+_CUT_SPREAD_MM = 12.0  # ... at least this in-plane spread (SD) in both directions
+_CUT_RMS_VOX = 0.25  # ... and at most this RMS distance to its plane (working voxels)
 _FOV_TOL_VOX = 1.0  # fov_boundary: within this many T1 voxels of a cut face
 _DEFACE_MIDLINE_MM = 20.0
 _DEFACE_REF_BAND = (60.0, 90.0)  # below the top of the head: forehead
@@ -161,6 +162,13 @@ class ScalpSurface:
     notes : tuple of str
         Human-readable warnings (e.g. the head touches the top of the field of
         view).
+    skin_level : float or None
+        T1 intensity at which the skin was placed (half-way between air and
+        skin); used by the entry self-checks to recognise head tissue.
+    genus : int
+        Handles of the surface (0 for a proper outer skin; see the notes when not).
+    voxel_mm : tuple of float
+        Voxel size of the image the surface was made from.
     """
 
     mesh: trimesh.Trimesh
@@ -168,6 +176,9 @@ class ScalpSurface:
     fov_boundary: np.ndarray
     defaced: bool
     notes: tuple[str, ...]
+    skin_level: float | None = None
+    genus: int = 0
+    voxel_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -185,6 +196,7 @@ class _HeadModel:
     solid: np.ndarray  # (wi, wj, wk) bool: filled head, genus 0, whose boundary is meshed
     skin: np.ndarray  # (wi, wj, wk) float32 (blurred - skin level) / contrast: > 0 is tissue
     handles: int  # handles (genus) of ``solid`` that no closing removed (0 when clean)
+    level: float  # T1 intensity of the skin level
 
 
 # --------------------------------------------------------------------------- helpers
@@ -289,33 +301,110 @@ def _fill_sealed(
     return ndimage.binary_fill_holes(padded)[1:-1, 1:-1, 1:-1] & ~cut
 
 
-def _padding_cut(
-    head: np.ndarray, bright: np.ndarray, empty: np.ndarray, spacing: np.ndarray
-) -> np.ndarray:
-    """Empty padding that cuts the head inside the image box (see the module docstring).
+def _constant_values(data: np.ndarray) -> list[float]:
+    """Candidate padding values: the image minimum and the commonest value on the box faces.
 
-    ``empty`` marks working voxels whose whole block holds exactly the image
-    minimum. Where such voxels touch bright head tissue (a jump with no
-    partial-volume fall-off) over more than ``_CUT_MIN_MM2`` but less than
-    ``_CUT_MAX_SHARE`` of the head's boundary, the empty region is a cut (zero
-    padding of a conformed or resampled image, a defacing mask): the empty
-    voxels against the head (closed by the cavity radius) are returned as a
-    lid. Cavities wider than the closing that the cut exposes stay open (pits).
-    A head whose whole boundary meets exact zeros has a clean background, not
-    a cut: nothing is returned.
+    Zero padding of an image whose minimum is negative (a rescaled neck, a
+    float T1) holds exact zeros that are not the minimum.
+    """
+    faces = np.concatenate([data[_face_index(a, s)].ravel() for a in range(3) for s in (0, 1)])
+    values, counts = np.unique(faces, return_counts=True)
+    common = float(values[int(np.argmax(counts))])
+    out = [float(data.min())]
+    if common != out[0] and counts.max() >= 0.05 * faces.size:
+        out.append(common)
+    return out
+
+
+def _plane_patches(
+    points: np.ndarray, spacing: np.ndarray, seed: int = 0, max_planes: int = 4
+) -> list[np.ndarray]:
+    """Flat patches among ``points`` (world mm): indices of the inliers of each plane.
+
+    RANSAC (fixed seed, deterministic): the plane with most points within one
+    working voxel, refitted by least squares. A patch is kept when it is large
+    (``_CUT_MIN_MM2``), wide (both in-plane spreads >= ``_CUT_SPREAD_MM``) and
+    flat (RMS distance <= ``_CUT_RMS_VOX`` working voxels): a straight cut. A
+    curved skin with a zero background around it has no such patch: the best
+    plane through it catches a cap whose points spread over the whole tolerance.
+    """
+    rng = np.random.default_rng(seed)
+    voxel = float(spacing.max())
+    face_mm2 = float(np.prod(spacing)) / float(np.min(spacing))
+    remaining = np.arange(len(points))
+    patches: list[np.ndarray] = []
+    for _ in range(max_planes):
+        if len(remaining) * face_mm2 < _CUT_MIN_MM2:
+            break
+        pts = points[remaining]
+        best, best_count = None, 0
+        for _ in range(200):
+            a, b, c = pts[rng.choice(len(pts), 3, replace=False)]
+            normal = np.cross(b - a, c - a)
+            length = np.linalg.norm(normal)
+            if length < 1e-6:
+                continue
+            normal /= length
+            count = int(np.count_nonzero(np.abs((pts - a) @ normal) <= voxel))
+            if count > best_count:
+                best, best_count = (a, normal), count
+        if best is None:
+            break
+        a, normal = best
+        inliers = np.abs((pts - a) @ normal) <= voxel
+        centre = pts[inliers].mean(axis=0)
+        _, sv, vt = np.linalg.svd(pts[inliers] - centre, full_matrices=False)
+        normal = vt[2]
+        inliers = np.abs((pts - centre) @ normal) <= voxel
+        chosen = pts[inliers]
+        centre = chosen.mean(axis=0)
+        _, sv, vt = np.linalg.svd(chosen - centre, full_matrices=False)
+        spread = sv / np.sqrt(max(len(chosen), 1))
+        rms = float(spread[2])
+        if (
+            len(chosen) * face_mm2 >= _CUT_MIN_MM2
+            and spread[1] >= _CUT_SPREAD_MM
+            and rms <= _CUT_RMS_VOX * voxel
+        ):
+            patches.append(remaining[inliers])
+        remaining = remaining[~inliers]
+    return patches
+
+
+def _padding_cut(
+    head: np.ndarray, bright: np.ndarray, constant: np.ndarray, work_affine: np.ndarray
+) -> np.ndarray:
+    """Constant padding that cuts the head inside the image box (see the module docstring).
+
+    ``constant`` marks working voxels whose whole block holds one padding value
+    (:func:`_constant_values`). Where such voxels touch bright head tissue
+    along a flat, wide patch (:func:`_plane_patches`), the head was cut there
+    (zero padding of a conformed or resampled image, a defacing mask): the
+    constant voxels against the head near that patch (closed by the cavity
+    radius) are returned as a lid. A constant background that follows the
+    curved skin all around the head (FreeSurfer, masked images) is not a cut,
+    whatever its value.
     """
     from scipy import ndimage
 
+    spacing = _zooms(work_affine)
     cross = ndimage.generate_binary_structure(3, 1)
-    contact = empty & ndimage.binary_dilation(head & bright, cross)
-    boundary = head & ~ndimage.binary_erosion(head, cross, border_value=1)
-    face_mm2 = float(np.prod(spacing)) / float(np.min(spacing))
-    count = int(contact.sum())
-    if count * face_mm2 < _CUT_MIN_MM2 or count > _CUT_MAX_SHARE * int(boundary.sum()):
-        return np.zeros(head.shape, dtype=bool)
-    # The lid: the empty voxels against the head with its small openings closed, so the
-    # dark skull and narrow cavities exposed by the cut are covered, not only bright skin.
-    return empty & ndimage.binary_dilation(_close(head, _CAVITY_CLOSE_MM, spacing), cross)
+    contact = constant & ndimage.binary_dilation(head & bright, cross)
+    ijk = np.argwhere(contact)
+    none = np.zeros(head.shape, dtype=bool)
+    if len(ijk) < 3:
+        return none
+    patches = _plane_patches(apply_affine(work_affine, ijk), spacing)
+    if not patches:
+        return none
+    seeds = np.zeros(head.shape, dtype=bool)
+    for patch in patches:
+        seeds[tuple(ijk[patch].T)] = True
+    # The lid: constant voxels against the head (small openings closed, so dark skull and
+    # narrow cavities exposed by the cut are covered), within a few voxels of a flat patch.
+    near = ndimage.binary_dilation(seeds, cross, iterations=2)
+    lid = constant & ndimage.binary_dilation(_close(head, _CAVITY_CLOSE_MM, spacing), cross)
+    return lid & near
 
 
 def _touched_faces(
@@ -391,12 +480,17 @@ def _detect_defacing(
 
 
 def _handles(solid: np.ndarray) -> int:
-    """Handles (genus) of a solid of one component without cavities, from its Euler number."""
+    """Handles (genus) of a solid of one component without cavities, from its Euler number.
+
+    Counted with 6- and with 26-connectivity (marching cubes of a blurred mask
+    joins some diagonal neighbours and not others); the larger count is returned.
+    """
     from skimage.measure import euler_number
 
     if not solid.any():
         return 0
-    return max(0, 1 - int(euler_number(np.pad(solid, 1), connectivity=1)))
+    padded = np.pad(solid, 1)
+    return max(0, *(1 - int(euler_number(padded, connectivity=c)) for c in (1, 3)))
 
 
 def _genus_zero_solid(
@@ -483,6 +577,9 @@ def _head_model(
 
     work = _block_mean(data, factors)
     minimum_share = _block_mean(data == data.min(), factors)
+    constant = np.zeros(minimum_share.shape, dtype=bool)
+    for value in _constant_values(data):
+        constant |= _block_mean(data == value, factors) >= 0.999
     blurred = ndimage.gaussian_filter(work, np.maximum(_BLUR_MM / spacing, 0.5), mode="nearest")
     low, high = np.percentile(blurred, [0.1, 99.9])
     if not high > low:
@@ -510,7 +607,7 @@ def _head_model(
         )
 
     touched = _touched_faces(head, data, low_threshold)
-    cut = _padding_cut(head, work > threshold, minimum_share >= 0.999, spacing)
+    cut = _padding_cut(head, work > threshold, constant, work_affine)
     closed = _close(head, _CAVITY_CLOSE_MM, spacing) & ~cut
     cavities = _fill_sealed(closed, touched, spacing, cut) & ~closed
     filled = _fill_sealed(head | cavities, touched, spacing, cut)
@@ -578,6 +675,7 @@ def _head_model(
         solid=solid,
         skin=((blurred - np.float32(level)) / np.float32(scale)).astype(np.float32),
         handles=handles,
+        level=float(level),
     )
 
 
@@ -946,12 +1044,22 @@ def _scalp_surface(
         work_index = np.linalg.solve(work_to_index, np.c_[index, np.ones(len(index))].T)[:3]
         near = ndimage.map_coordinates(distance, work_index, order=1, mode="nearest")
         fov |= near <= 0.5 * float(spacing.max()) + _FOV_TOL_VOX * float(_zooms(model.affine).max())
+    notes = list(model.notes)
+    genus = max(0, (2 - int(mesh.euler_number)) // 2)
+    if genus:
+        notes.append(
+            f"the skin surface has {genus} handle(s) (tunnels through the head) that could not "
+            "be closed; entries are checked against the image, but check the pictures"
+        )
     return ScalpSurface(
         mesh=mesh,
         frame=frame,
         fov_boundary=fov,
         defaced=model.defaced,
-        notes=model.notes,
+        notes=tuple(notes),
+        skin_level=model.level,
+        genus=genus,
+        voxel_mm=tuple(float(z) for z in _zooms(model.affine)),  # type: ignore[arg-type]
     )
 
 

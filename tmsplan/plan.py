@@ -30,6 +30,7 @@ from tmsplan.atlas import get_roi, roi_description, roi_mask_img
 from tmsplan.bundled import load_mni_brain_mask, mni_head_path
 from tmsplan.errors import ActivationError, RoiError, SpaceError
 from tmsplan.head import ScalpSurface, scalp_surface
+from tmsplan.headcheck import check_entry, image_warnings
 from tmsplan.images import (
     ImageLike,
     check_img,
@@ -186,6 +187,26 @@ def _snap_into(mask_img: nib.Nifti1Image, xyz: np.ndarray) -> tuple[np.ndarray, 
     world = voxel_to_world(mask_img.affine, inside)
     nearest = int(np.argmin(np.sum((world - xyz) ** 2, axis=1)))
     return world[nearest], float(np.linalg.norm(world[nearest] - xyz))
+
+
+GIVEN_TARGET_TOLERANCE_MM = 5.0
+"""A given coordinate this close outside the brain is moved to it; farther is refused."""
+
+
+def _given_target_in_brain(
+    brain_img: nib.Nifti1Image, xyz: np.ndarray, given_frame: str
+) -> tuple[np.ndarray, float]:
+    """Only brain is a target: nearest brain voxel within the tolerance, else a clear error."""
+    nearest, distance = _snap_into(brain_img, xyz)
+    if distance > GIVEN_TARGET_TOLERANCE_MM:
+        where = "in MNI space" if given_frame == MNI_FRAME else "in the T1"
+        raise ActivationError(
+            f"the given target is {distance:.1f} mm outside the brain {where} (scalp, skull or "
+            f"muscle, not a cortical target; the tolerance is {GIVEN_TARGET_TOLERANCE_MM:g} mm); "
+            f"the nearest brain point is ({', '.join(f'{v:.1f}' for v in nearest)}) in the "
+            "head's frame; check the coordinates (sign, digits, MNI vs T1)."
+        )
+    return nearest, distance
 
 
 def _inside(mask_img: nib.Nifti1Image, xyz: np.ndarray, tolerance_mm: float) -> bool:
@@ -445,6 +466,23 @@ def plan_target(
     brain_img = load_mni_brain_mask(1)
     if carried:
         brain_img = mni_to_subject.resample_to_subject(brain_img, t1_img, interpolation="nearest")
+    given_move_mm = None
+    if activation is None and (carried or frame == MNI_FRAME):
+        moved, given_move_mm = _given_target_in_brain(
+            brain_img, target_head.xyz[0], MNI_FRAME if target_mni is not None else frame
+        )
+        if given_move_mm > 0:
+            warnings.append(
+                f"the given target lay {given_move_mm:.1f} mm outside the brain (within the "
+                f"{GIVEN_TARGET_TOLERANCE_MM:g} mm tolerance); it was moved to the nearest brain "
+                "voxel (the cortex)."
+            )
+            target_head = Points(moved, target_head.frame)
+            if frame == MNI_FRAME:
+                target_mni_xyz = target_head.xyz[0]
+            else:
+                target_mni_xyz = mni_to_subject.inverse_points(target_head).xyz[0]
+    if carried:
         snapped, snap_mm = _snap_into(brain_img, target_head.xyz[0])
         if snap_mm > 0:
             warnings.append(
@@ -492,12 +530,7 @@ def plan_target(
 
     # -- scalp, entry and coil ------------------------------------------------------
     scalp = scalp_surface(t1_img, frame=frame, name="--t1")
-    if scalp.defaced:
-        warnings.append(
-            "the T1 looks defaced (face removed): the scalp over the face is missing, so "
-            "targets over the forehead are unreliable and facial landmarks must come from "
-            "the user or the MNI transform."
-        )
+    warnings.extend(image_warnings(scalp))
     placement = place_coil(
         target_head,
         scalp.mesh,
@@ -511,6 +544,22 @@ def plan_target(
         **directions,
     )
     name = target_name or (roi if roi is not None else "target")
+    entry_check = check_entry(
+        placement.entry.xyz[0],
+        placement.normal,
+        scalp,
+        t1_img,
+        brain_img=brain_img,
+        name=name,
+    )
+    warnings.extend(entry_check.warnings)
+    if not entry_check.on_outer_skin:
+        reason = "the scalp entry is not on the outer skin (head tissue lies beyond it)"
+        placement = replace(
+            placement,
+            reachable=False,
+            unreachable_reason="; ".join(filter(None, [placement.unreachable_reason, reason])),
+        )
     cut_distance = _distance_to_cut(scalp, placement.entry.xyz[0])
     if cut_distance < FOV_CUT_WARNING_MM:
         warnings.append(
@@ -551,6 +600,9 @@ def plan_target(
     )
     target_entry = _target_entry(name, placement, target_mni_xyz)
     target_entry["snap_distance_mm"] = round(snap_mm, 3)
+    target_entry["entry_check"] = entry_check.describe()
+    if given_move_mm is not None:
+        target_entry["given_target_moved_mm"] = round(given_move_mm, 3)
     head_sha = file_sha256(image_source(head_source)) if image_source(head_source) else None
     record: dict[str, Any] = {
         "tmsplan_version": __version__,
