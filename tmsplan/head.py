@@ -241,6 +241,19 @@ def _block_mean(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
     return blocks.mean(axis=(1, 3, 5), dtype=np.float32)
 
 
+def _block_all(mask: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
+    """True where a whole ``factors``-sized block is True (edge-padded to a multiple)."""
+    if factors == (1, 1, 1):
+        return np.asarray(mask, dtype=bool)
+    pads = [(0, (-n) % f) for n, f in zip(mask.shape, factors, strict=True)]
+    if any(p[1] for p in pads):
+        mask = np.pad(mask, pads, mode="edge")
+    s, f = mask.shape, factors
+    return mask.reshape(s[0] // f[0], f[0], s[1] // f[1], f[1], s[2] // f[2], f[2]).all(
+        axis=(1, 3, 5)
+    )
+
+
 def _face_index(axis: int, side: int, ndim: int = 3) -> tuple:
     index = [slice(None)] * ndim
     index[axis] = 0 if side == 0 else -1
@@ -262,6 +275,11 @@ def _close(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarra
     """Morphological closing with a Euclidean ball (edge-replicated borders)."""
     from scipy import ndimage
 
+    if radius_mm < float(np.min(spacing)) * 1.5:  # one voxel: the 6-connected cross
+        cross = ndimage.generate_binary_structure(mask.ndim, 1)
+        padded = np.pad(mask, 1, mode="edge")
+        closed = ndimage.binary_erosion(ndimage.binary_dilation(padded, cross), cross)
+        return closed[(slice(1, -1),) * mask.ndim] | mask
     pad = [int(np.ceil(radius_mm / s)) + 1 for s in spacing]
     padded = np.pad(mask, [(p, p) for p in pad], mode="edge")
     if not padded.any():
@@ -372,7 +390,11 @@ def _plane_patches(
 
 
 def _padding_cut(
-    head: np.ndarray, bright: np.ndarray, constant: np.ndarray, work_affine: np.ndarray
+    head: np.ndarray,
+    closed_head: np.ndarray,
+    bright: np.ndarray,
+    constant: np.ndarray,
+    work_affine: np.ndarray,
 ) -> np.ndarray:
     """Constant padding that cuts the head inside the image box (see the module docstring).
 
@@ -403,7 +425,7 @@ def _padding_cut(
     # The lid: constant voxels against the head (small openings closed, so dark skull and
     # narrow cavities exposed by the cut are covered), within a few voxels of a flat patch.
     near = ndimage.binary_dilation(seeds, cross, iterations=2)
-    lid = constant & ndimage.binary_dilation(_close(head, _CAVITY_CLOSE_MM, spacing), cross)
+    lid = constant & ndimage.binary_dilation(closed_head, cross)
     return lid & near
 
 
@@ -576,10 +598,10 @@ def _head_model(
     voxel_l = float(np.prod(spacing)) / 1e6
 
     work = _block_mean(data, factors)
-    minimum_share = _block_mean(data == data.min(), factors)
-    constant = np.zeros(minimum_share.shape, dtype=bool)
-    for value in _constant_values(data):
-        constant |= _block_mean(data == value, factors) >= 0.999
+    minimum = _block_all(data == data.min(), factors)
+    constant = minimum.copy()
+    for value in _constant_values(data)[1:]:
+        constant |= _block_all(data == value, factors)
     blurred = ndimage.gaussian_filter(work, np.maximum(_BLUR_MM / spacing, 0.5), mode="nearest")
     low, high = np.percentile(blurred, [0.1, 99.9])
     if not high > low:
@@ -607,14 +629,15 @@ def _head_model(
         )
 
     touched = _touched_faces(head, data, low_threshold)
-    cut = _padding_cut(head, work > threshold, constant, work_affine)
-    closed = _close(head, _CAVITY_CLOSE_MM, spacing) & ~cut
+    closed_head = _close(head, _CAVITY_CLOSE_MM, spacing)
+    cut = _padding_cut(head, closed_head, work > threshold, constant, work_affine)
+    closed = closed_head & ~cut
     cavities = _fill_sealed(closed, touched, spacing, cut) & ~closed
     filled = _fill_sealed(head | cavities, touched, spacing, cut)
 
     notes: list[str] = []
     outside = ~ndimage.binary_dilation(filled, cross)
-    zero_outside = float(minimum_share[outside].mean()) if outside.any() else 0.0
+    zero_outside = float(minimum[outside].mean()) if outside.any() else 0.0
     _check_not_stripped(float(filled.sum()) * voxel_l, zero_outside, name, notes)
     if cut.any():
         notes.append(
