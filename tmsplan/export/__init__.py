@@ -49,7 +49,7 @@ from tmsplan.errors import (
     UnreachableTargetError,
 )
 from tmsplan.outputs import check_writable, write_text
-from tmsplan.record import check_record
+from tmsplan.record_checks import validate_record
 from tmsplan.spaces import LPS_FROM_RAS, SUBJECT_FRAME, CoilPoses, as_points_array, check_rigid
 
 __all__ = [
@@ -290,11 +290,12 @@ def _record_targets(record: dict, fmt: str) -> list[_Target]:
     Raises
     ------
     RecordError, PoseError, SpaceError
-        Invalid record, non-rigid pose, non-finite point.
+        Invalid or inconsistent record (:func:`tmsplan.record_checks.validate_record`),
+        non-rigid pose, non-finite point.
     UnreachableTargetError
         A navigator format and no reachable target.
     """
-    check_record(record, source="plan record")
+    validate_record(record, source="plan record")
     spec = FORMATS[fmt]
     chosen, left_out = [], []
     for target in record["targets"]:
@@ -625,7 +626,7 @@ def export_all(
     for name in names:
         _get_spec(name)
         _check_space(name, space_name)
-    check_record(record, source="plan record")
+    validate_record(record, source="plan record")
     for target in record["targets"]:
         check_rigid(
             np.asarray(target["coil_matrix"], dtype=float), name=f"target {target['name']!r}"
