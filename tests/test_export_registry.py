@@ -34,6 +34,7 @@ def test_format_names():
         "brainsight",
         "visor2",
         "slicer",
+        "navinibs",
         "bids",
         "csv",
         "json",

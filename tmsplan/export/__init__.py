@@ -10,6 +10,7 @@ module.
 - ``brainsight``: ``brainsight_targets.txt`` (RAS, NIfTI coordinates);
 - ``visor2``: ``visor2_targets.mrk`` (RAS, with the T1 qform fingerprint);
 - ``slicer``: ``slicer_targets.mrk.json`` (RAS or LPS);
+- ``navinibs``: ``navinibs_targets.json`` (RAS; NaviNIBS ``mergeFromFile`` targets);
 - ``bids``: ``sub-<label>_markers.tsv`` + ``sub-<label>_coordsystem.json`` (RAS);
 - ``csv``: ``targets_table.csv`` and ``json``: ``targets_table.json`` (RAS, all targets).
 
@@ -141,6 +142,12 @@ FORMATS: dict[str, FormatSpec] = {
         _spec("visor2", ".mrk", ("RAS",), "ANT visor2 .mrk JSON with the T1 qform fingerprint"),
         _spec(
             "slicer", ".mrk.json", _BOTH, "3D Slicer markups JSON (one fiducial list per target)"
+        ),
+        _spec(
+            "navinibs",
+            ".json",
+            ("RAS",),
+            "NaviNIBS targets JSON (Session.mergeFromFile, sections=['targets'])",
         ),
         _spec(
             "bids", "_markers.tsv", ("RAS",), "BIDS-TMS style *_markers.tsv + *_coordsystem.json"
@@ -493,6 +500,7 @@ def default_filenames(record: dict, *, when: datetime | None = None) -> dict[str
         "brainsight": ["brainsight_targets.txt"],
         "visor2": ["visor2_targets.mrk"],
         "slicer": ["slicer_targets.mrk.json"],
+        "navinibs": ["navinibs_targets.json"],
         "bids": [f"sub-{label}_markers.tsv", f"sub-{label}_coordsystem.json"],
         "csv": ["targets_table.csv"],
         "json": ["targets_table.json"],
