@@ -69,7 +69,7 @@ def test_demo_outputs_are_self_consistent(demo):
         for name in names:
             assert (demo / name).is_file(), name
     pose = np.asarray(target["coil_matrix"])
-    for fmt in ("localite", "brainsight", "visor2", "slicer", "bids", "csv", "json"):
+    for fmt in ("localite", "brainsight", "visor2", "slicer", "navinibs", "bids", "csv", "json"):
         (name,) = [n for n in record["outputs"][fmt] if not n.endswith("coordsystem.json")]
         markers = read_export(demo / name, fmt).poses()
         np.testing.assert_allclose(markers.matrices[0], pose, atol=5e-3, err_msg=fmt)

@@ -88,11 +88,17 @@ def _field_path(path: Any) -> str:
     return out or "(top level)"
 
 
-def _check_schema(record: dict, source: str) -> None:
+@lru_cache(maxsize=1)
+def _validator() -> Any:
     from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(record_schema())
+
+
+def _check_schema(record: dict, source: str) -> None:
     from jsonschema.exceptions import best_match
 
-    error = best_match(Draft202012Validator(record_schema()).iter_errors(record))
+    error = best_match(_validator().iter_errors(record))
     if error is None:
         return
     value = repr(error.instance)
@@ -241,9 +247,30 @@ def validate_record(
     PoseError
         A coil matrix that is not a rigid transform.
     """
-    check_record(record, source=source)
-    _check_schema(record, source)
-    max_depth = (record.get("parameters") or {}).get("max_depth_mm")
-    for i, target in enumerate(record["targets"]):
-        _check_target(target, f"{source}: targets[{i}]", max_depth)
+    key = _content_key(record)
+    if key is None or key not in _PASSED:
+        check_record(record, source=source)
+        _check_schema(record, source)
+        max_depth = (record.get("parameters") or {}).get("max_depth_mm")
+        for i, target in enumerate(record["targets"]):
+            _check_target(target, f"{source}: targets[{i}]", max_depth)
+        if key is not None:
+            _PASSED[key] = None
+            while len(_PASSED) > 16:
+                _PASSED.pop(next(iter(_PASSED)))
     return t1_checksum_warnings(record) if check_t1 else []
+
+
+_PASSED: dict[str, None] = {}
+"""Digests of the contents of records that passed (export_all checks once per format)."""
+
+
+def _content_key(record: Any) -> str | None:
+    """SHA-256 of a record's JSON text, or None when it is not plain JSON data."""
+    import hashlib
+
+    try:
+        text = json.dumps(record, sort_keys=True, allow_nan=True)
+    except (TypeError, ValueError):
+        return None
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -133,7 +133,10 @@ def _build_navinibs(record: dict, path: str | Path, *, space: str = "RAS") -> _D
 
 
 def _numbers(value: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
-    arr = np.asarray(value, dtype=object)
+    try:
+        arr = np.asarray(value, dtype=object)
+    except ValueError:  # ragged nesting numpy cannot hold
+        arr = np.empty(0)
     if arr.shape != shape:
         raise FormatError(
             f"{where}: expected {'x'.join(map(str, shape))} numbers, got {value!r:.120}."
