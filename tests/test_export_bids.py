@@ -77,6 +77,7 @@ def test_unreachable_left_out_with_warning(tmp_path):
         markers, _ = write_bids(record, tmp_path / "a_markers.tsv")
     assert read_bids(markers).names == ["T0"]
     record["targets"][0]["reachable"] = False
+    record["targets"][0]["unreachable_reason"] = "too deep"
     with pytest.raises(UnreachableTargetError, match="no reachable target"):
         write_bids(record, tmp_path / "b_markers.tsv")
     assert not (tmp_path / "b_markers.tsv").exists()

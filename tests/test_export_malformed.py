@@ -157,6 +157,22 @@ _CASES = {
         "coordinateSystem IJK": _json(_set(["markups", 0, "coordinateSystem"], "IJK")),
         "no coil orientation": _json(_delete(["markups", 0, "controlPoints", 0, "orientation"])),
     },
+    "navinibs": {
+        "targets [1]": _json(_set(["targets"], [1])),
+        "targets 'x'": _json(_set(["targets"], "x")),
+        "no targets": _json(_delete(["targets"])),
+        "no key": _json(_delete(["targets", 0, "key"])),
+        "key 1": _json(_set(["targets", 0, "key"], 1)),
+        "ragged transform": _json(_set(["targets", 0, "coilToMRITransf"], [[1, 0], [0, 1, 2]])),
+        "stacked transform": _json(
+            _set(["targets", 0, "coilToMRITransf"], [[[1, 0, 0, 0]] * 4] * 2)
+        ),
+        "transform text": _json(_set(["targets", 0, "coilToMRITransf"], "eye")),
+        "targetCoord text": _json(_set(["targets", 0, "targetCoord"], ["a", "b", "c"])),
+        "targetCoord dict": _json(_set(["targets", 0, "targetCoord"], [{}, 0, 0])),
+        "entryCoord short": _json(_set(["targets", 0, "entryCoord"], [1, 2])),
+        "depthOffset text": _json(_set(["targets", 0, "depthOffset"], "deep")),
+    },
     "bids": {
         "short row": _lines(lambda lines: _cut_row(lines, "\t")),
         "long row": _lines(lambda lines: [*lines[:-1], lines[-1] + "\t1\t2"]),

@@ -34,6 +34,7 @@ def test_format_names():
         "brainsight",
         "visor2",
         "slicer",
+        "navinibs",
         "bids",
         "csv",
         "json",
@@ -239,10 +240,10 @@ def test_export_all_is_all_or_nothing(tmp_path):
     with pytest.raises(RecordError, match="quatern_bcd"):
         export_all(record, tmp_path / "out", ["localite", "brainsight", "visor2"], when=WHEN)
     assert list((tmp_path / "out").iterdir()) == []
-    # EntryTarget needs both points: checked before the first file of any format is written
+    # a target without its scalp entry: refused before the first file of any format is written
     record = make_record([left_pose()])
     record["targets"][0]["scalp_mm"] = None
-    with pytest.raises(RecordError, match="lacks scalp_mm"):
+    with pytest.raises(RecordError, match="targets\\[0\\].scalp_mm"):
         export_all(record, tmp_path / "out", ["csv", "localite-entrytarget"], when=WHEN)
     assert list((tmp_path / "out").iterdir()) == []
 

@@ -69,7 +69,7 @@ def test_demo_outputs_are_self_consistent(demo):
         for name in names:
             assert (demo / name).is_file(), name
     pose = np.asarray(target["coil_matrix"])
-    for fmt in ("localite", "brainsight", "visor2", "slicer", "bids", "csv", "json"):
+    for fmt in ("localite", "brainsight", "visor2", "slicer", "navinibs", "bids", "csv", "json"):
         (name,) = [n for n in record["outputs"][fmt] if not n.endswith("coordsystem.json")]
         markers = read_export(demo / name, fmt).poses()
         np.testing.assert_allclose(markers.matrices[0], pose, atol=5e-3, err_msg=fmt)
@@ -304,7 +304,13 @@ def test_same_pose_for_every_storage_order_of_the_patient_t1(patient, order):
     reference = plan_target(
         target_mni=tuple(MFG_L), t1=folder / "sub-01_T1w.nii.gz", mni_to_t1=folder / "mni_to_t1.txt"
     )
-    np.testing.assert_allclose(pose, reference.record["targets"][0]["coil_matrix"], atol=0.5)
+    expected = np.asarray(reference.record["targets"][0]["coil_matrix"])
+    # The same anatomy on the same grid: only the triangulation of the scalp (marching cubes
+    # and decimation follow the voxel order) differs, by less than a voxel. Measured: axes
+    # within 4e-3 (0.24 deg), centre within 0.3 mm; an axis flip or a turned handle is ~1-2.
+    np.testing.assert_allclose(pose[:3, :3], expected[:3, :3], atol=0.01)  # unit vectors
+    np.testing.assert_allclose(pose[:3, 3], expected[:3, 3], atol=0.5)  # mm
+    np.testing.assert_array_equal(pose[3], [0, 0, 0, 1])
 
 
 def test_subject_map_in_t1_space(patient):

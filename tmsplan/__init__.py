@@ -37,6 +37,7 @@ _PUBLIC = {
     "Transform": "tmsplan.spaces",
     "read_record": "tmsplan.record",
     "write_record": "tmsplan.record",
+    "validate_record": "tmsplan.record_checks",
     "export_record": "tmsplan.export",
     "load_mni_head": "tmsplan.bundled",
     "load_mni_brain_mask": "tmsplan.bundled",

@@ -165,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_export.add_argument("--out", required=True, type=Path, help="output file or folder")
     p_export.add_argument("--force", action="store_true", help="replace existing files")
 
+    p_validate = sub.add_parser(
+        "validate", help="re-check a saved plan (target.json): types, geometry, T1 checksum"
+    )
+    p_validate.add_argument("record", type=Path, help="target.json of a plan (or its folder)")
+
     p_report = sub.add_parser("report", help="regenerate pictures and report.html of a plan")
     p_report.add_argument("record", type=Path, help="target.json of a plan (or its folder)")
     p_report.add_argument("--out", type=Path, help="folder (default: the plan folder)")
@@ -303,11 +308,33 @@ def _run_rois(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validated_record(path: Path) -> dict:
+    """Read a target.json and re-check it; T1 checksum problems become warnings."""
+    from tmsplan.record import RECORD_FILENAME, read_record
+    from tmsplan.record_checks import validate_record
+
+    record = read_record(path)
+    source = str(path / RECORD_FILENAME if path.is_dir() else path)
+    for text in validate_record(record, source=source, check_t1=True):
+        warnings.warn(text, TmsplanWarning, stacklevel=2)
+    return record
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    record = _validated_record(args.record)
+    targets = record["targets"]
+    reachable = sum(1 for t in targets if t["reachable"])
+    print(
+        f"{args.record}: OK, a consistent plan record (schema {record['schema_version']}, "
+        f"frame {record['space']}, {len(targets)} target(s), {reachable} reachable)"
+    )
+    return 0
+
+
 def _run_export(args: argparse.Namespace) -> int:
     from tmsplan.export import export_record
-    from tmsplan.record import read_record
 
-    record = read_record(args.record)
+    record = _validated_record(args.record)
     written = export_record(record, args.format, args.out, space=args.space, overwrite=args.force)
     for path in written:
         print(path)
@@ -342,6 +369,7 @@ _COMMANDS = {
     "demo": _run_demo,
     "rois": _run_rois,
     "export": _run_export,
+    "validate": _run_validate,
     "report": _run_report,
     "view": _run_view,
 }

@@ -700,9 +700,17 @@ def write_plan(
     -------
     dict
         The record as written (with ``outputs`` filled in).
+
+    Raises
+    ------
+    RecordError, PoseError
+        The plan's record is inconsistent
+        (:func:`tmsplan.record_checks.validate_record`); nothing is written.
     """
     from tmsplan.export import export_all
+    from tmsplan.record_checks import validate_record
 
+    validate_record(plan.record, source="plan")  # before anything is written
     record = dict(plan.record)
     with staged_folder(out, overwrite=overwrite, marker=RECORD_FILENAME) as staging:
         outputs: dict[str, Any] = {}

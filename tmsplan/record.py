@@ -144,7 +144,10 @@ def check_record(record: dict, *, source: str = "record") -> dict:
         lacking = [key for key in _TARGET_REQUIRED if key not in target]
         if lacking:
             raise RecordError(f"{source}: target #{i} lacks {lacking}.")
-        check_rigid(target["coil_matrix"], name=f"{source}: target {target['name']!r}")
+        check_rigid(
+            target["coil_matrix"],
+            name=f"{source}: targets[{i}].coil_matrix (target {target['name']!r})",
+        )
         for key in ("depth_mm", "coil_skin_distance_mm"):
             value = target[key]
             if value is not None and not (isinstance(value, (int, float)) and np.isfinite(value)):

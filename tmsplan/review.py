@@ -114,14 +114,18 @@ def report_record(
     Raises
     ------
     RecordError
-        Another schema version, or the T1 the plan refers to is missing.
+        Another schema version, an inconsistent record
+        (:func:`tmsplan.record_checks.validate_record`), or the T1 the plan refers
+        to is missing.
     """
     from tmsplan.record import read_record
+    from tmsplan.record_checks import validate_record
     from tmsplan.render import check_record_t1, make_report
 
     path = Path(record_path)
     folder = path if path.is_dir() else path.parent
     record = read_record(path)
+    validate_record(record, source=str(path))
     t1_warnings = check_record_t1(record)
     for warning in t1_warnings:
         warn(warning, TmsplanWarning, stacklevel=2)

@@ -10,6 +10,7 @@ module.
 - ``brainsight``: ``brainsight_targets.txt`` (RAS, NIfTI coordinates);
 - ``visor2``: ``visor2_targets.mrk`` (RAS, with the T1 qform fingerprint);
 - ``slicer``: ``slicer_targets.mrk.json`` (RAS or LPS);
+- ``navinibs``: ``navinibs_targets.json`` (RAS; NaviNIBS ``mergeFromFile`` targets);
 - ``bids``: ``sub-<label>_markers.tsv`` + ``sub-<label>_coordsystem.json`` (RAS);
 - ``csv``: ``targets_table.csv`` and ``json``: ``targets_table.json`` (RAS, all targets).
 
@@ -49,7 +50,7 @@ from tmsplan.errors import (
     UnreachableTargetError,
 )
 from tmsplan.outputs import check_writable, write_text
-from tmsplan.record import check_record
+from tmsplan.record_checks import validate_record
 from tmsplan.spaces import LPS_FROM_RAS, SUBJECT_FRAME, CoilPoses, as_points_array, check_rigid
 
 __all__ = [
@@ -141,6 +142,12 @@ FORMATS: dict[str, FormatSpec] = {
         _spec("visor2", ".mrk", ("RAS",), "ANT visor2 .mrk JSON with the T1 qform fingerprint"),
         _spec(
             "slicer", ".mrk.json", _BOTH, "3D Slicer markups JSON (one fiducial list per target)"
+        ),
+        _spec(
+            "navinibs",
+            ".json",
+            ("RAS",),
+            "NaviNIBS targets JSON (Session.mergeFromFile, sections=['targets'])",
         ),
         _spec(
             "bids", "_markers.tsv", ("RAS",), "BIDS-TMS style *_markers.tsv + *_coordsystem.json"
@@ -290,11 +297,12 @@ def _record_targets(record: dict, fmt: str) -> list[_Target]:
     Raises
     ------
     RecordError, PoseError, SpaceError
-        Invalid record, non-rigid pose, non-finite point.
+        Invalid or inconsistent record (:func:`tmsplan.record_checks.validate_record`),
+        non-rigid pose, non-finite point.
     UnreachableTargetError
         A navigator format and no reachable target.
     """
-    check_record(record, source="plan record")
+    validate_record(record, source="plan record")
     spec = FORMATS[fmt]
     chosen, left_out = [], []
     for target in record["targets"]:
@@ -492,6 +500,7 @@ def default_filenames(record: dict, *, when: datetime | None = None) -> dict[str
         "brainsight": ["brainsight_targets.txt"],
         "visor2": ["visor2_targets.mrk"],
         "slicer": ["slicer_targets.mrk.json"],
+        "navinibs": ["navinibs_targets.json"],
         "bids": [f"sub-{label}_markers.tsv", f"sub-{label}_coordsystem.json"],
         "csv": ["targets_table.csv"],
         "json": ["targets_table.json"],
@@ -625,7 +634,7 @@ def export_all(
     for name in names:
         _get_spec(name)
         _check_space(name, space_name)
-    check_record(record, source="plan record")
+    validate_record(record, source="plan record")
     for target in record["targets"]:
         check_rigid(
             np.asarray(target["coil_matrix"], dtype=float), name=f"target {target['name']!r}"
