@@ -1,98 +1,6 @@
-"""Scalp (outer skin) surface from a T1 image.
+"""Scalp (outer skin) surface from a T1: one closed genus-0 mesh in the T1's world mm.
 
-The scalp surface is where the TMS coil sits: :func:`scalp_surface` turns a
-whole-head T1 into one closed, outward-wound triangle mesh in the T1's world
-RAS+ millimetres, and says which parts of it are not skin (where the field of
-view cuts the head) and whether the face was removed (defacing).
-
-Design
-------
-1. **Gate and working grid.** The T1 goes through :func:`tmsplan.images.check_img`.
-   Voxels smaller than about ``working_mm`` (2 mm by default) are block-averaged
-   by an integer factor per axis (1 mm -> 2 mm, 0.9 mm -> 1.8 mm, 1x1x2 mm ->
-   2x2x2 mm). Block averaging is a low-pass filter, so the mask steps below are
-   cheap and insensitive to noise; the *position* of the skin still comes from
-   the intensities (step 5), not from the blocky mask, so it stays accurate to
-   well under a working voxel.
-2. **Head / background threshold.** A Gaussian blur (sigma 1.5 mm) then Otsu's
-   threshold on the blurred image (values clipped to the 0.1-99.9th
-   percentiles). Opening with a 6-connected cross and keeping the largest
-   6-connected component drop noise specks and ghosts that touch the head only
-   through thin bridges; the component is then grown back by one voxel inside
-   the thresholded image so thin skin (ears) survives the opening.
-3. **Outer skin only.** A naive threshold leaves air inside the head: sinuses,
-   ear canals, mouth, the airway, dark skull. Three steps remove it:
-
-   * *Seal the field of view.* Where the head touches a face of the image box
-     (the neck floor), the cut cross-section is closed (2-D, 6 mm radius) and
-     hole-filled, and used as a lid beyond that face. A 3-D hole fill then
-     fills every cavity that was open to the outside only through the cut
-     (airway, pharynx, everything connected to them).
-   * *Close small openings.* A morphological closing (6 mm ball, computed with
-     Euclidean distance maps so anisotropic voxels get a true ball) bridges
-     openings narrower than about 12 mm (ear canals, nostrils, parted lips).
-     Only the cavities that this closing *encloses* are added to the mask; the
-     bridging voxels themselves are not, so real concavities of the skin (behind
-     the ears, around the nose) keep their shape.
-   * *3-D hole fill* of the result, again with the field-of-view lids.
-   * *Cuts inside the box.* Zero padding (a T1 resampled or conformed to a
-     larger grid, e.g. FreeSurfer's 256^3) or a defacing mask cuts the head
-     inside the image box. Working voxels that are entirely the image minimum
-     and touch bright tissue over more than 5 cm^2, but less than 40 % of the
-     head's boundary, are such a cut; the empty voxels against the head are
-     used as a lid like a box face (openings up to ~12 mm sealed; wider
-     cavities exposed by the cut stay as pits) and flagged like one. A clean
-     background of exact zeros all around the head is not a cut.
-
-   The result ``F`` is the filled head: one solid without internal cavities.
-4. **Skin field.** Marching cubes does not run on ``F`` itself but on a signed
-   field ``g = (s - t) / (t - b)`` of the blurred intensity ``s``. ``b`` is the
-   1st percentile (background ~ -1); ``t`` is half-way between the median
-   background and the median of the voxel layer ~3 mm under ``F``'s boundary
-   (the skin past its partial-volume rim): a blurred step edge has its true
-   edge at that level, whereas Otsu's threshold, pulled down by dark skull,
-   would put the skin ~0.5 mm too far out. ``g`` is clamped to ``<= -eps``
-   outside ``F`` and to ``>= +eps`` inside ``F``, except for the below-level
-   voxels of ``F`` that connect to the outside within 3 mm (``F`` comes from a
-   lower threshold, so its rim lies partly outside the skin; cuts do not count
-   as outside). Those keep their values, so the zero crossing falls where the
-   intensity crosses ``t`` (sub-voxel accuracy), while cavities can at most
-   dent the skin by 3 mm. Every negative voxel is 6-connected to the outside,
-   so the zero level set has no inner shells. The field is padded by one voxel
-   whose value is the negated edge value: where the head is cut by the field
-   of view the surface closes exactly on the box face.
-5. **Mesh.** scikit-image marching cubes at level 0, vertices mapped to the
-   T1's voxel indices (clipped to the field-of-view box), then to world RAS+ mm
-   by the affine; the largest connected component is kept; Taubin smoothing
-   (no shrinkage); quadric decimation to at most ``target_faces`` faces. The
-   face winding is fixed last from the signed volume: a closed mesh with
-   outward normals has positive volume in world space. This is independent of
-   the voxel order, so RAS-, LAS-, LPS-stored or oblique images all give
-   outward normals (a negative-determinant affine mirrors the winding that
-   marching cubes produces in voxel space; the volume test undoes it).
-6. **Labels.** ``fov_boundary`` marks vertices within one voxel (of the T1) of
-   a face of the image box that the head touches, or within half a working
-   voxel plus one T1 voxel of a cut inside the box: that is a cut, not skin.
-
-Detection rules
----------------
-* **No head**: the thresholded head is smaller than 0.2 L (or the image is
-  flat) -> :class:`~tmsplan.errors.HeadSurfaceError`.
-* **Skull-stripped**: the filled head is brain-sized (< 2.2 L; adult brain
-  masks are 1.1-1.9 L, whole heads with the neck cut are about 3-5 L) *and* at
-  least 80 % of the voxels outside it hold exactly the image minimum (skull
-  stripping tools write 0 there, while raw T1s have a noisy background) ->
-  :class:`~tmsplan.errors.HeadSurfaceError` asking for the T1 before brain
-  extraction. A brain-sized head with a noisy background only gets a note.
-* **Defaced** (best effort, assumes the world frame is roughly anatomical RAS,
-  as scanner and template frames are): near the mid-sagittal plane of the head
-  (|x - x_centre| < 20 mm) compare the most anterior point of the head in the
-  forehead band (60-90 mm below the top of the head) with that in the face
-  band (105-145 mm below the top: nose to upper lip). An intact face reaches
-  at least about as far forward as the forehead (the nose protrudes); when it
-  lies more than 20 mm behind the forehead, or the face band is empty while the
-  head continues below it, the face was removed. When the image does not reach
-  the face band, defacing is not assessed (``False``, with a note).
+How it works, what it assumes and what it guarantees: ``docs/head.md``.
 """
 
 from __future__ import annotations
@@ -106,6 +14,14 @@ from nibabel.affines import apply_affine
 
 from tmsplan.errors import HeadSurfaceError
 from tmsplan.images import ImageLike, check_img
+from tmsplan.meshing import EPS as _EPS
+from tmsplan.meshing import (
+    StageClock,
+    check_target_faces,
+    indicator_field,
+    mesh_from_field,
+    surface_from_mask,
+)
 
 __all__ = ["ScalpSurface", "head_mask_img", "scalp_surface", "surface_from_mask"]
 
@@ -115,7 +31,6 @@ _BLUR_MM = 1.5  # Gaussian sigma before thresholding
 _CAVITY_CLOSE_MM = 6.0  # closing radius that seals ear canals, nostrils
 _LOW_FRACTION = 0.5  # topology threshold: background + this x (Otsu - background)
 _SKIN_DEPTH_MM = 3.0  # depth below the head mask that may be outside the skin
-_EPS = 0.02  # clamp of the signed skin field (units of the head contrast)
 _MIN_HEAD_L = 0.2  # below this: no head found
 _BRAIN_SIZED_L = 2.2  # below this: brain-sized
 _ZERO_BACKGROUND = 0.8  # fraction of exactly-minimum voxels outside the head
@@ -127,8 +42,6 @@ _DEFACE_MIDLINE_MM = 20.0
 _DEFACE_REF_BAND = (60.0, 90.0)  # below the top of the head: forehead
 _DEFACE_FACE_BAND = (105.0, 145.0)  # below the top of the head: nose to lip
 _DEFACE_RECESS_MM = 20.0
-_TAUBIN_LAMBDA = 0.5
-_TAUBIN_NU = 0.52  # 0 < 1/lambda - 1/nu < 0.1: no shrinkage
 
 _DIRECTION_NAMES = {
     (0, 1): "right",
@@ -157,8 +70,7 @@ class ScalpSurface:
         (e.g. the neck floor): these are not skin and must not be used as coil
         positions.
     defaced : bool
-        True when the face looks removed (best-effort rule in the module
-        docstring).
+        True when the face looks removed (best-effort rule in docs/head.md).
     notes : tuple of str
         Human-readable warnings (e.g. the head touches the top of the field of
         view).
@@ -200,23 +112,6 @@ class _HeadModel:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class _Clock:
-    """Stage timer for the benchmark: adds seconds per stage to a dict (or does nothing)."""
-
-    def __init__(self, timings: dict[str, float] | None) -> None:
-        import time
-
-        self._time = time.perf_counter
-        self._timings = timings
-        self._last = self._time()
-
-    def lap(self, stage: str) -> None:
-        now = self._time()
-        if self._timings is not None:
-            self._timings[stage] = self._timings.get(stage, 0.0) + now - self._last
-        self._last = now
 
 
 def _zooms(affine: np.ndarray) -> np.ndarray:
@@ -396,7 +291,7 @@ def _padding_cut(
     constant: np.ndarray,
     work_affine: np.ndarray,
 ) -> np.ndarray:
-    """Constant padding that cuts the head inside the image box (see the module docstring).
+    """Constant padding that cuts the head inside the image box (see docs/head.md).
 
     ``constant`` marks working voxels whose whole block holds one padding value
     (:func:`_constant_values`). Where such voxels touch bright head tissue
@@ -481,7 +376,7 @@ def _check_not_stripped(volume_l: float, zero_outside: float, name: str, notes: 
 def _detect_defacing(
     mask: np.ndarray, work_affine: np.ndarray, fov_min_z: float, notes: list[str]
 ) -> bool:
-    """Best-effort defacing rule (see the module docstring)."""
+    """Best-effort defacing rule (see docs/head.md)."""
     ijk = np.argwhere(mask)
     xyz = ijk @ work_affine[:3, :3].T + work_affine[:3, 3]
     z_top = float(xyz[:, 2].max())
@@ -586,7 +481,7 @@ def _head_model(
 
     if working_mm is not None and not (np.isfinite(working_mm) and working_mm > 0):
         raise ValueError(f"working_mm must be a positive number or None, got {working_mm!r}")
-    clock = _Clock(timings)
+    clock = StageClock(timings)
     img = check_img(t1, name=name)
     clock.lap("load")
     affine = np.asarray(img.affine, dtype=np.float64)
@@ -702,118 +597,7 @@ def _head_model(
     )
 
 
-# --------------------------------------------------------------------------- meshing
-
-
-def _pad_closed(field: np.ndarray) -> np.ndarray:
-    """Pad by one voxel with the negated edge values (surface closes on the box face)."""
-    padded = np.pad(field, 1, mode="edge")
-    inner = np.zeros(padded.shape, dtype=bool)
-    inner[1:-1, 1:-1, 1:-1] = True
-    padded[~inner] = -np.maximum(np.abs(padded[~inner]), _EPS)
-    return padded
-
-
-def _keep_largest(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = len(vertices)
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]])
-    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    count, labels = connected_components(graph, directed=False)
-    if count == 1:
-        return vertices, faces
-    face_labels = labels[faces[:, 0]]
-    keep_label = int(np.argmax(np.bincount(face_labels, minlength=count)))
-    faces = faces[face_labels == keep_label]
-    used = np.unique(faces)
-    remap = np.full(n, -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return vertices[used], remap[faces]
-
-
-def _mesh_from_field(
-    field: np.ndarray,
-    work_to_world: np.ndarray,
-    work_to_index: np.ndarray,
-    shape: tuple[int, int, int],
-    *,
-    target_faces: int,
-    smooth_iterations: int,
-    refine=None,
-    timings: dict[str, float] | None = None,
-) -> tuple[trimesh.Trimesh, np.ndarray]:
-    """Zero level set of ``field`` -> closed outward world mesh and T1 voxel coordinates.
-
-    Returns
-    -------
-    mesh : trimesh.Trimesh
-        World RAS+ mm, outward winding, process=False.
-    index : (n, 3) float64
-        Vertex positions in T1 voxel indices.
-    """
-    from fast_simplification import simplify
-    from skimage.measure import marching_cubes
-    from trimesh.smoothing import filter_taubin, laplacian_calculation
-
-    clock = _Clock(timings)
-    padded = _pad_closed(field)
-    padded[padded == 0.0] = np.float32(1e-6)  # no vertex exactly on a voxel: no degenerate faces
-    vertices, faces, _, _ = marching_cubes(padded, level=0.0, allow_degenerate=False)
-    vertices = vertices.astype(np.float64) - 1.0
-    faces = faces.astype(np.int64)
-    vertices, faces = _keep_largest(vertices, faces)
-    index = vertices @ work_to_index[:3, :3].T + work_to_index[:3, 3]
-    index = np.clip(index, -0.5, np.asarray(shape, dtype=np.float64) - 0.5)
-    index_to_world = work_to_world @ np.linalg.inv(work_to_index)
-    world = index @ index_to_world[:3, :3].T + index_to_world[:3, 3]
-    if refine is not None:
-        world = refine(world, faces)
-
-    mesh = trimesh.Trimesh(vertices=world, faces=faces, process=False)
-    clock.lap("marching_cubes")
-    if smooth_iterations > 0:
-        operator = laplacian_calculation(mesh, equal_weight=True)
-        filter_taubin(
-            mesh,
-            lamb=_TAUBIN_LAMBDA,
-            nu=_TAUBIN_NU,
-            iterations=2 * int(smooth_iterations),
-            laplacian_operator=operator,
-        )
-    clock.lap("smoothing")
-    vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-    # Quadric decimation can pinch thin parts into non-manifold edges; a gentler target
-    # then keeps the surface closed (at worst the smoothed mesh is kept undecimated).
-    count = int(target_faces) if target_faces else len(faces)
-    while count < len(faces):
-        small_v, small_f = simplify(vertices, faces, target_count=count)
-        small_v, small_f = _keep_largest(
-            np.asarray(small_v, dtype=np.float64), np.asarray(small_f, dtype=np.int64)
-        )
-        if trimesh.Trimesh(vertices=small_v, faces=small_f, process=False).is_watertight:
-            vertices, faces = small_v, small_f
-            break
-        count *= 2
-    clock.lap("decimation")
-    # Smoothing can push the cut floor a fraction of a voxel out of the box: put it back.
-    world_to_index = np.linalg.inv(index_to_world)
-    index = vertices @ world_to_index[:3, :3].T + world_to_index[:3, 3]
-    index = np.clip(index, -0.5, np.asarray(shape, dtype=np.float64) - 0.5)
-    vertices = index @ index_to_world[:3, :3].T + index_to_world[:3, 3]
-    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
-    if mesh.volume < 0:  # closed mesh: outward normals <=> positive signed volume
-        mesh = trimesh.Trimesh(vertices=vertices, faces=faces[:, ::-1].copy(), process=False)
-    return mesh, index
-
-
-def _indicator_field(solid: np.ndarray) -> np.ndarray:
-    """Signed field of a binary solid whose 0 level set lies on its voxel boundary."""
-    from scipy import ndimage
-
-    field = ndimage.gaussian_filter(solid.astype(np.float32), 0.75, mode="nearest") - 0.5
-    return np.where(solid, np.maximum(field, _EPS), np.minimum(field, -_EPS)).astype(np.float32)
+# --------------------------------------------------------------------------- outer skin
 
 
 def _touched_face_axes(
@@ -896,14 +680,6 @@ def _outermost_crossing(
     return moved
 
 
-def _check_target_faces(target_faces: int) -> int:
-    if isinstance(target_faces, bool) or not isinstance(target_faces, (int, np.integer)):
-        raise ValueError(f"target_faces must be an integer, got {target_faces!r}")
-    if target_faces < 100:
-        raise ValueError(f"target_faces must be at least 100, got {target_faces}")
-    return int(target_faces)
-
-
 # --------------------------------------------------------------------------- public API
 
 
@@ -919,7 +695,7 @@ def head_mask_img(
     name : str
         Argument name used in error messages.
     working_mm : float or None
-        Working voxel size of the mask steps (see the module docstring);
+        Working voxel size of the mask steps (see docs/head.md);
         ``None`` works on the native grid.
 
     Returns
@@ -1018,7 +794,7 @@ def _scalp_surface(
     """:func:`scalp_surface` with optional stage timings (seconds) for the benchmark."""
     if not isinstance(frame, str) or not frame:
         raise ValueError(f"frame must be a non-empty string, got {frame!r}")
-    target_faces = _check_target_faces(target_faces)
+    target_faces = check_target_faces(target_faces)
     model = _head_model(t1, name, working_mm, timings)
     work_to_index = _work_to_index(model.factors)
     work_to_world = model.affine @ work_to_index
@@ -1038,8 +814,8 @@ def _scalp_surface(
             ),
         )
 
-    mesh, index = _mesh_from_field(
-        _indicator_field(model.solid),
+    mesh, index = mesh_from_field(
+        indicator_field(model.solid),
         work_to_world,
         work_to_index,
         model.shape,
@@ -1084,70 +860,3 @@ def _scalp_surface(
         genus=genus,
         voxel_mm=tuple(float(z) for z in _zooms(model.affine)),  # type: ignore[arg-type]
     )
-
-
-def surface_from_mask(
-    mask_img: ImageLike,
-    *,
-    frame: str,
-    target_faces: int = 30000,
-    smooth_iterations: int = 10,
-    name: str = "mask",
-) -> trimesh.Trimesh:
-    """Closed outward surface of a binary mask (e.g. the brain, for renders).
-
-    The largest 6-connected component of ``mask > 0.5`` is taken with its
-    internal holes filled, lightly blurred (sigma 0.75 voxel) and meshed at the
-    0.5 level, so the surface lies on the mask's voxel boundary.
-
-    Parameters
-    ----------
-    mask_img : str, os.PathLike or nibabel image
-        Binary mask (values > 0.5 are inside).
-    frame : str
-        Name of the mask's world frame (only checked to be given; the mesh is
-        in that frame's RAS+ mm).
-    target_faces : int
-        Upper bound of the number of faces after decimation.
-    smooth_iterations : int
-        Taubin smoothing passes; 0 disables.
-    name : str
-        Argument name used in error messages.
-
-    Returns
-    -------
-    trimesh.Trimesh
-        Closed single-component mesh, vertices ``(n, 3)`` float64 world RAS+ mm,
-        outward normals, ``process=False``.
-
-    Raises
-    ------
-    HeadSurfaceError
-        The mask is empty.
-    """
-    from scipy import ndimage
-
-    if not isinstance(frame, str) or not frame:
-        raise ValueError(f"frame must be a non-empty string, got {frame!r}")
-    target_faces = _check_target_faces(target_faces)
-    img = check_img(mask_img, name=name, require_signal=False)
-    inside = np.asarray(img.dataobj) > 0.5
-    if not inside.any():
-        raise HeadSurfaceError(
-            f"{name}: the mask is empty (no voxel > 0.5); give a non-empty mask."
-        )
-    solid = ndimage.binary_fill_holes(_largest_component(inside))
-    field = ndimage.gaussian_filter(solid.astype(np.float32), 0.75, mode="constant") - 0.5
-    field = np.where(solid, np.maximum(field, _EPS), np.minimum(field, -_EPS)).astype(np.float32)
-    identity = np.eye(4)
-    mesh, _ = _mesh_from_field(
-        field,
-        np.asarray(img.affine, dtype=np.float64),
-        identity,
-        tuple(int(n) for n in inside.shape),  # type: ignore[arg-type]
-        target_faces=target_faces,
-        smooth_iterations=smooth_iterations,
-    )
-    if not mesh.is_watertight:
-        raise HeadSurfaceError(f"{name}: the mask surface could not be closed; check the mask.")
-    return mesh
