@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{head.name[:8]:8s} {name:28s} {err.max():5.1f} {s['nmi']:5.3f} "
                     f"{s['correlation']:5.2f} {s['brain_contrast']:5.2f} {s['head_dice']:5.2f}"
-                    f"  {verdict} ({s['seconds']:.2f} s)"
+                    f"  {verdict}"
                 )
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import nibabel as nib
@@ -262,9 +263,11 @@ def real_registration(tmp_path_factory):
 def test_real_head_own_registration_accepted_and_turned_refused(real_registration, tmp_path):
     result, written = real_registration
     t1 = nib.load(REAL_T1)
+    started = time.perf_counter()
     xfm = load_mni_to_subject(written, reference=t1)
+    seconds = time.perf_counter() - started
     assert xfm.fit["verdict"] == "fits"
-    assert xfm.fit["seconds"] < 2.0 * 3  # the 2 s budget, with room for a busy test machine
+    assert seconds < 2.0 * 3  # the 2 s budget, with room for a busy test machine
     good = result.mni_to_subject.matrix
     for axis in ((1, 0, 0), (0, 0, 1)):
         with pytest.raises(RegistrationError) as info:

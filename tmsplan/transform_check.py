@@ -70,7 +70,6 @@ plain RAS+ mm matrix whatever its extension, the way that fits.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -272,13 +271,12 @@ def transform_fit(mni_to_subject: MniToSubject, t1: ImageLike) -> dict:
         ``nmi``, ``correlation``, ``brain_contrast`` (see the module text), the
         keys of :func:`tmsplan.headfit.head_fit` (``head_dice``,
         ``reversed_head_dice``, ``brain_dice``, ``t1_head_volume_l``,
-        ``coverage``), ``grid_mm`` and ``seconds`` (time taken).
+        ``coverage``) and ``grid_mm``; no timing, so records of re-runs are identical.
     """
-    started = time.perf_counter()
     img = check_img(t1, name="t1")
     with _one_blas_thread():
         data, affine, t1_mask = _t1_grid(img)
-        return _fit_on_grid(mni_to_subject.steps, data, affine, t1_mask, started)
+        return _fit_on_grid(mni_to_subject.steps, data, affine, t1_mask)
 
 
 def _one_blas_thread():
@@ -293,18 +291,17 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _fit_on_grid(steps, data, affine, t1_mask, started: float) -> dict:
+def _fit_on_grid(steps, data, affine, t1_mask) -> dict:
     with _one_blas_thread():
-        return _fit_on_grid_unlimited(steps, data, affine, t1_mask, started)
+        return _fit_on_grid_unlimited(steps, data, affine, t1_mask)
 
 
-def _fit_on_grid_unlimited(steps, data, affine, t1_mask, started: float) -> dict:
+def _fit_on_grid_unlimited(steps, data, affine, t1_mask) -> dict:
     mni_xyz = _carry_grid(steps, data.shape, affine)
     scores = overlaps_on_grid(steps, affine, t1_mask, mni_xyz=mni_xyz)
     intensity = _intensity_scores(mni_xyz, data, t1_mask)
     scores.update({k: round(float(v), 4) for k, v in intensity.items()})
     scores["grid_mm"] = round(float(np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).mean()), 2)
-    scores["seconds"] = round(time.perf_counter() - started, 3)
     return scores
 
 
@@ -446,7 +443,6 @@ def choose_matrix_kind(
     """
     from tmsplan.transforms import load_mni_to_subject
 
-    started = time.perf_counter()
     path = Path(path)
     img = check_img(t1, name="t1")
     with _one_blas_thread():
@@ -461,7 +457,7 @@ def choose_matrix_kind(
         except TmsplanError as exc:
             per_kind[kind] = {"readable": False, "reason": str(exc)}
             continue
-        scores = _fit_on_grid(xfm.steps, data, affine, t1_mask, started)
+        scores = _fit_on_grid(xfm.steps, data, affine, t1_mask)
         problems = fit_problems(scores)
         readings[kind] = (xfm, scores, problems)
         per_kind[kind] = {"readable": True, "fits": not problems, "problems": problems, **scores}
