@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--xfm-kind", choices=("affine", "itk", "fsl"), help="force the --mni-to-t1 reader"
     )
     p_plan.add_argument(
+        "--accept-transform",
+        action="store_true",
+        help="use a --mni-to-t1 that fits the T1 poorly anyway (loud warning in the record)",
+    )
+    p_plan.add_argument(
         "--xfm-moving",
         type=Path,
         metavar="MNI_IMAGE",
@@ -275,6 +280,7 @@ def _run_plan(args: argparse.Namespace) -> int:
         xfm_kind=args.xfm_kind,
         xfm_moving=args.xfm_moving,
         register=args.register or False,
+        accept_poor_fit=args.accept_transform,
         activation_space=args.activation_space,
         target_mni=args.target_mni,
         target_t1=args.target_t1,

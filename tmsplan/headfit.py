@@ -29,6 +29,7 @@ __all__ = [
     "judge_fit",
     "head_mask",
     "downsample",
+    "overlaps_on_grid",
     "FIT_MIN_HEAD_DICE",
     "FIT_DIRECTION_MARGIN",
     "FIT_GOOD_HEAD_DICE",
@@ -186,14 +187,38 @@ def head_fit(mni_to_subject: MniToSubject, t1: ImageLike) -> dict:
     """
     img = check_img(t1, name="t1")
     data, affine = downsample(img, _FIT_GRID_MM)
-    t1_mask = head_mask(data)
+    return overlaps_on_grid(mni_to_subject.steps, affine, head_mask(data))
+
+
+def overlaps_on_grid(
+    steps: tuple, affine: np.ndarray, t1_mask: np.ndarray, mni_xyz: np.ndarray | None = None
+) -> dict:
+    """:func:`head_fit` figures for a T1 head mask already on a coarse grid.
+
+    Parameters
+    ----------
+    steps : tuple of (4, 4) float64 arrays and DisplacementField
+        T1w -> MNI point steps (:attr:`tmsplan.transforms.MniToSubject.steps`).
+    affine : (4, 4) float
+        Voxel-to-world (RAS+ mm) matrix of ``t1_mask``.
+    t1_mask : (X, Y, Z) bool
+        The T1's head mask (:func:`head_mask` of :func:`downsample` output).
+    mni_xyz : (X * Y * Z, 3) float, optional
+        The grid's voxel centres already carried into MNI (C order), to save
+        mapping them again.
+
+    Returns
+    -------
+    dict
+        The keys of :func:`head_fit`.
+    """
     voxel_l = abs(np.linalg.det(affine[:3, :3])) / 1e6
     mni_head, mni_brain, mni_affine = _mni_masks()
-    steps = mni_to_subject.steps
 
     # as given: T1 voxels -> MNI, sample the MNI masks
-    t1_xyz = voxel_to_world(affine, np.indices(data.shape).reshape(3, -1).T)
-    mni_xyz = map_steps(steps, t1_xyz)
+    if mni_xyz is None:
+        t1_xyz = voxel_to_world(affine, np.indices(t1_mask.shape).reshape(3, -1).T)
+        mni_xyz = map_steps(steps, t1_xyz)
     warped_head, inside = _sample_mask(mni_head, mni_affine, mni_xyz)
     warped_brain, _ = _sample_mask(mni_brain, mni_affine, mni_xyz)
     t1_flat = t1_mask.reshape(-1)
@@ -216,7 +241,7 @@ def head_fit(mni_to_subject: MniToSubject, t1: ImageLike) -> dict:
     }
 
 
-def judge_fit(scores: Mapping, *, what: str = "transform") -> None:
+def judge_fit(scores: Mapping, *, what: str = "transform", check_overlap: bool = True) -> None:
     """Raise when :func:`head_fit` figures show a transform that does not fit.
 
     Parameters
@@ -225,6 +250,9 @@ def judge_fit(scores: Mapping, *, what: str = "transform") -> None:
         Output of :func:`head_fit`.
     what : str
         Names the transform in messages.
+    check_overlap : bool
+        Also apply the last (overlap) refusal; False leaves it to the caller
+        (:mod:`tmsplan.transform_check` judges it with its other figures).
 
     Raises
     ------
@@ -256,7 +284,7 @@ def judge_fit(scores: Mapping, *, what: str = "transform") -> None:
             f"it fits {figures}. Pass the inverse transform (for fMRIPrep: the "
             "from-<MNI>_to-T1w file instead of from-T1w_to-<MNI>; for a matrix: its inverse)."
         )
-    if head < FIT_MIN_HEAD_DICE or float(scores["coverage"]) < 0.5:
+    if check_overlap and (head < FIT_MIN_HEAD_DICE or float(scores["coverage"]) < 0.5):
         raise RegistrationError(
             f"{what}: the transform does not fit this T1 {figures}, coverage "
             f"{float(scores['coverage']):.2f}; needed head Dice >= {FIT_MIN_HEAD_DICE}. It "

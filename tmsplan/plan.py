@@ -218,7 +218,13 @@ def _inside(mask_img: nib.Nifti1Image, xyz: np.ndarray, tolerance_mm: float) -> 
 
 
 def _resolve_transform(
-    t1_img: nib.Nifti1Image, mni_to_t1, xfm_kind, register, xfm_moving, warnings: list[str]
+    t1_img: nib.Nifti1Image,
+    mni_to_t1,
+    xfm_kind,
+    register,
+    xfm_moving,
+    warnings: list[str],
+    accept_poor_fit: bool = False,
 ) -> tuple[Any, Any, dict | None]:
     """The MNI->T1 transform from a file, an object, or the built-in registration.
 
@@ -234,13 +240,26 @@ def _resolve_transform(
         from tmsplan.transforms import MniToSubject, load_mni_to_subject
 
         if isinstance(mni_to_t1, MniToSubject):
-            xfm, registration = mni_to_t1, None
+            from tmsplan.transform_check import check_transform_fit
+
+            xfm, _ = check_transform_fit(
+                mni_to_t1, t1_img, what="the given transform", accept_poor_fit=accept_poor_fit
+            )
+            registration = None
         else:
             # FSL matrices are in the scaled-voxel space of their images; FSL's MNI152
             # 1 mm and 2 mm templates share that space with the embedded 1 mm head.
             moving = xfm_moving if xfm_moving is not None else mni_head_path(1)
-            xfm = load_mni_to_subject(mni_to_t1, kind=xfm_kind, reference=t1_img, moving=moving)
+            xfm = load_mni_to_subject(
+                mni_to_t1,
+                kind=xfm_kind,
+                reference=t1_img,
+                moving=moving,
+                accept_poor_fit=accept_poor_fit,
+            )
             registration = None
+        if xfm.fit and xfm.fit.get("warning"):
+            warnings.append(xfm.fit["warning"])
         info = xfm.describe()
     else:
         from tmsplan.registration import register_mni_to_t1
@@ -269,6 +288,7 @@ def plan_target(
     xfm_kind: str | None = None,
     xfm_moving: ImageLike | None = None,
     register: bool | Literal["affine", "nonlinear"] = False,
+    accept_poor_fit: bool = False,
     activation_space: Literal["MNI", "T1w"] = "MNI",
     target_mni: Any = None,
     target_t1: Any = None,
@@ -307,6 +327,10 @@ def plan_target(
         FSL's MNI152 1 mm and 2 mm templates).
     register : bool or {"affine", "nonlinear"}
         Register the embedded MNI head to ``t1`` instead of ``mni_to_t1``.
+    accept_poor_fit : bool
+        Use a ``mni_to_t1`` that fits the T1 poorly (see
+        :func:`tmsplan.transform_check.check_transform_fit`) instead of refusing
+        it; a loud warning goes into the record.
     activation_space : {"MNI", "T1w"}
         Space of ``activation`` (and of ``roi_mask``).
     target_mni, target_t1 : (3,) float, optional
@@ -378,7 +402,9 @@ def plan_target(
         frame, head_source = SUBJECT_FRAME, t1
     t1_img = check_img(head_source, name="--t1")
     mni_to_subject, registration, transform_info = (
-        _resolve_transform(t1_img, mni_to_t1, xfm_kind, register, xfm_moving, warnings)
+        _resolve_transform(
+            t1_img, mni_to_t1, xfm_kind, register, xfm_moving, warnings, accept_poor_fit
+        )
         if t1 is not None
         else (None, None, None)
     )

@@ -40,11 +40,12 @@ import numpy as np
 
 from tmsplan.errors import RegistrationError
 from tmsplan.headfit import MIN_HEAD_VOLUME_L, downsample, head_fit, head_mask, judge_fit
-from tmsplan.images import ImageLike, check_img, voxel_to_world, world_to_voxel
+from tmsplan.images import ImageLike, check_img
 from tmsplan.outputs import check_writable, write_bytes
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME
+from tmsplan.transform_check import MIN_NMI as _CHECK_MIN_NMI
+from tmsplan.transform_check import carried_nmi
 from tmsplan.transforms import MniToSubject, load_mni_to_subject
-from tmsplan.warps import map_steps
 
 __all__ = [
     "RegistrationKind",
@@ -59,12 +60,14 @@ RegistrationKind = Literal["affine", "nonlinear"]
 DEFAULT_SEED = 20240611
 """Random seed passed to antsRegistration (metric sampling)."""
 
-MIN_NMI = 1.10
+MIN_NMI = _CHECK_MIN_NMI
 """Smallest normalised mutual information (32 bins, 4 mm grid, in the head) of
-T1 and warped template for a registration to count as aligned. On the synthetic
-patients: aligned 1.28-1.59 (with gamma, bias field and 3-8 % noise), 8 mm off
-1.11, a head turned by 90 degrees 1.03-1.08, pure noise 1.00. Head-mask Dice
-alone does not catch a turned head (0.90): its outline is still a blob."""
+T1 and warped template for a registration to count as aligned; the same line
+as for given transforms (:data:`tmsplan.transform_check.MIN_NMI`). On the
+synthetic patients: aligned 1.28-1.59 (with gamma, bias field and 3-8 % noise),
+a head turned by 90 degrees 1.03-1.08, pure noise 1.00; real heads 1.13-1.24.
+Head-mask Dice alone does not catch a turned head (0.90): its outline is still a
+blob."""
 
 _ANTS_TYPE = {"affine": "Affine", "nonlinear": "SyN"}
 _FORWARD_NAME = f"from-{MNI_FRAME}_to-{SUBJECT_FRAME}_mode-image_xfm"
@@ -308,30 +311,9 @@ def _precheck_head(img: nib.Nifti1Image) -> None:
 
 
 def _nmi(mni_to_subject: MniToSubject, img: nib.Nifti1Image, resolution: int) -> float:
-    """Normalised mutual information (H(a) + H(b)) / H(a, b) on a 4 mm grid in the head."""
-    from scipy import ndimage
-
-    from tmsplan.bundled import load_mni_head
-
+    """Normalised mutual information on a 4 mm grid in the head (shared with the fit check)."""
     data, affine = downsample(img, 4.0)
-    xyz = voxel_to_world(affine, np.indices(data.shape).reshape(3, -1).T)
-    template = load_mni_head(resolution)
-    vox = world_to_voxel(template.affine, map_steps(mni_to_subject.steps, xyz))
-    warped = ndimage.map_coordinates(
-        np.asarray(template.dataobj, dtype=np.float64), vox.T, order=1, cval=0.0
-    )
-    keep = head_mask(data).reshape(-1) | (warped > 0)
-    a, b = data.reshape(-1)[keep], warped[keep]
-    if a.size < 10 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return 1.0
-    joint, _, _ = np.histogram2d(a, b, bins=32)
-    joint = joint / joint.sum()
-
-    def entropy(p: np.ndarray) -> float:
-        p = p[p > 0]
-        return float(-(p * np.log(p)).sum())
-
-    return (entropy(joint.sum(axis=1)) + entropy(joint.sum(axis=0))) / entropy(joint)
+    return carried_nmi(mni_to_subject.steps, data, affine, resolution)
 
 
 # --------------------------------------------------------------------------- ANTs child

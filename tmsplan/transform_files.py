@@ -32,6 +32,7 @@ __all__ = [
     "TransformKind",
     "TRANSFORM_KINDS",
     "detect_kind",
+    "is_matrix_text",
     "read_affine",
     "read_itk",
     "read_fsl",
@@ -74,6 +75,27 @@ def _parse_matrix_text(text: str) -> np.ndarray | None:
     if len(rows) != 4 or any(len(r) != 4 for r in rows):
         return None
     return np.array(rows, dtype=np.float64)
+
+
+def is_matrix_text(path: Path) -> bool:
+    """True when ``path`` is a text file of a 4x4 (or 3x4) number matrix.
+
+    Such a file may be an FSL FLIRT matrix or a plain RAS+ mm matrix whatever
+    its extension (see :func:`tmsplan.transform_check.choose_matrix_kind`).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        An existing file.
+
+    Returns
+    -------
+    bool
+    """
+    if path.name.lower().endswith((".h5", ".nii", ".nii.gz")):
+        return False
+    text = _read_text(path)
+    return text is not None and _parse_matrix_text(text) is not None
 
 
 def detect_kind(path: Path) -> str:

@@ -21,9 +21,11 @@ exactly what resampling needs, and inverts it to carry MNI points into the T1
 (exactly for affines, by fixed-point iteration through displacement fields).
 
 With the T1 at hand (``reference=``) the loader checks that the transform fits
-it: the bundled MNI head, warped into the T1, must overlap the T1's head. A
-file for the opposite direction (T1 -> MNI), a transform made for another
-image, or a skull-stripped T1 are refused with a message saying what to pass.
+it: the bundled MNI head, carried into the T1, must look like the T1 inside
+and overlap its head and brain (:mod:`tmsplan.transform_check`). A file for
+the opposite direction (T1 -> MNI), a transform made for another image, or a
+skull-stripped T1 are refused with a message saying what to pass; a plain-text
+4x4 matrix is read as FSL FLIRT or plain RAS, whichever fits.
 
 Where the parts live: the point-mapping steps (:class:`DisplacementField`) in
 :mod:`tmsplan.warps`, the file readers in :mod:`tmsplan.transform_files`, and
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -64,6 +66,7 @@ from tmsplan.transform_files import (
     TransformKind,
     detect_kind,
     frame_from_name,
+    is_matrix_text,
     read_affine,
     read_fsl,
     read_itk,
@@ -419,6 +422,7 @@ def load_mni_to_subject(
     moving: ImageLike | None = None,
     src_frame: str | None = None,
     check_fit: bool = True,
+    accept_poor_fit: bool = False,
 ) -> MniToSubject:
     """Read an MNI -> T1 transform file.
 
@@ -448,8 +452,16 @@ def load_mni_to_subject(
         MNI frame of the transform. None: taken from a BIDS-style file name
         (``from-<frame>_to-T1w``) when there is one, else ``"MNI152NLin6Asym"``.
     check_fit : bool
-        With ``reference``: warp the bundled MNI head into the T1 and refuse a
-        transform that does not fit it (see :func:`judge_fit`).
+        With ``reference``: carry the bundled MNI head into the T1 and refuse a
+        transform that does not fit it (see
+        :func:`tmsplan.transform_check.check_transform_fit`). Without ``kind``,
+        a plain-text 4x4 matrix (any extension) is then read both as FSL and as a
+        plain affine and the reading that fits is kept
+        (:func:`tmsplan.transform_check.choose_matrix_kind`; ``moving``
+        defaults to the embedded 1 mm MNI head there).
+    accept_poor_fit : bool
+        Keep a transform that fits poorly; ``fit["warning"]`` then holds a loud
+        warning for the plan record.
 
     Returns
     -------
@@ -474,8 +486,15 @@ def load_mni_to_subject(
     if kind is not None and kind not in TRANSFORM_KINDS:
         raise ValueError(f"kind must be one of {TRANSFORM_KINDS} or None, got {kind!r}")
     frame = frame_from_name(path, src_frame)
-    kind = kind or detect_kind(path)
     ref_img = None if reference is None else check_img(reference, name="reference")
+    if kind is None and ref_img is not None and check_fit and is_matrix_text(path):
+        from tmsplan.bundled import mni_head_path
+        from tmsplan.transform_check import choose_matrix_kind
+
+        mov = moving if moving is not None else mni_head_path(1)
+        xfm, _ = choose_matrix_kind(path, ref_img, mov, src_frame=src_frame)
+        return xfm
+    kind = kind or detect_kind(path)
     if kind == "affine":
         steps = read_affine(path)
     elif kind == "itk":
@@ -498,7 +517,9 @@ def load_mni_to_subject(
         sha256=(file_sha256(path),),
     )
     if ref_img is not None and check_fit:
-        scores = head_fit(xfm, ref_img)
-        judge_fit(scores, what=f"transform '{path.name}'")
-        xfm = replace(xfm, fit=scores)
+        from tmsplan.transform_check import check_transform_fit
+
+        xfm, _ = check_transform_fit(
+            xfm, ref_img, what=f"transform '{path.name}'", accept_poor_fit=accept_poor_fit
+        )
     return xfm
