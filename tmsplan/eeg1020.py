@@ -1,0 +1,929 @@
+"""10-20 / 10-10 EEG positions on a head surface, measured along the scalp.
+
+A clinic without a neuronavigator places the coil with an EEG cap or a tape
+measure. This module puts the cap's positions on the scalp mesh of any head
+(:func:`tmsplan.head.scalp_surface`, world RAS+ mm) from four landmarks, the
+way the standard defines them: as percentages of arcs measured **on the
+scalp**, not on a fitted sphere.
+
+Construction (deterministic; every arc is a plane cut of the mesh)
+------------------------------------------------------------------
+An *arc* from point A to point B through a point V is found by cutting the
+mesh with the plane through A, B and V (:func:`trimesh.intersections.mesh_plane`),
+chaining the cut segments into closed loops, taking the loop that passes
+through A and B, and keeping the part of that loop from A to B that contains
+V. Its length is the length of that polyline (a tape laid on the skin in that
+plane); points at given percentages are interpolated along it.
+
+1. The landmarks (nasion, inion, left and right preauricular points) are
+   projected onto the mesh (nearest skin point).
+2. **Cz** is found iteratively: the mid-point of the nasion-inion arc through
+   the current Cz, then the mid-point of the LPA-RPA arc through that point
+   becomes the next Cz, until it moves less than 0.05 mm (at most 50 rounds;
+   starts at the skin point straight above the landmarks' centre). Cz is
+   then the mid-point of both arcs (both residuals are recorded).
+3. **Midline** (nasion-inion arc through Cz): Fpz, AFz, Fz, FCz, Cz, CPz, Pz,
+   POz, Oz at 10 % ... 90 %. **Coronal** (LPA-RPA arc through Cz): T9 = LPA at
+   0 %, T7 10 %, C5 20 %, C3 30 %, C1 40 %, and the right side mirrored.
+4. **Circumference** (the 10 % ring): the arc Fpz -> T7 -> Oz (plane through
+   the three) for the left half and Fpz -> T8 -> Oz for the right. Each
+   quarter (Fpz-T7, T7-Oz) is divided in fifths: Fp1, AF7, F7, FT7 | TP7, P7,
+   PO7, O1 (10 % steps of the half-circumference, T7 kept where step 3 put it).
+5. **Lower ring** (10-10 only; the 0 % ring): Nz -> T9 -> Iz, its front quarter
+   divided the same way: AF9, F9, FT9. Behind the ears this ring runs around
+   the pinna on a scalp mesh (a tape would not), so TP9, P9, PO9 and O9 (and
+   their right counterparts) are left out.
+6. **Rows**: for each row, the arc from its left circumference point through
+   its midline point to its right circumference point (one plane through the
+   three); each half divided in quarters (F7, F5, F3, F1, Fz, ...) for the F,
+   FC, CP and P rows, in halves for AF and PO (AF3, PO3, as in the 10-10
+   system of the American Clinical Neurophysiology Society, 2006).
+
+Odd numbers are on the left (x < 0 in RAS+), even on the right, ``z`` on the
+midline. The 10-20 subset has the 21 classical positions (modern names: T7/T8,
+P7/P8 for the older T3/T4, T5/T6).
+
+Landmarks
+---------
+* **Embedded MNI head** (:func:`detect_mni_landmarks`; uses that the MNI frame
+  is anatomical, AC-PC aligned, x = 0 the midline): the **nasion** is the
+  deepest concavity of the midline profile of the face between the nose tip
+  and the forehead (largest distance below the profile's convex hull); the
+  **inion** is the midline skin point at the back of the head at the nasion's
+  height (the nasion-inion line roughly parallels the AC-PC line; the
+  external occipital protuberance is not visible on an averaged skin); the
+  **preauricular points**: on each side the ear canal is the deepest pit of
+  the lateral skin relief (height map of the most lateral skin point per
+  height and front-back position, minus its morphological closing) in the ear
+  region, and the landmark is the skin crest just in front of it at its height
+  (the tragus). The result is cached as :data:`MNI_LANDMARKS` and re-derived in
+  the tests, which also compare it with published MNI fiducials.
+* **Patient head**: :data:`MNI_LANDMARKS` carried through the MNI -> T1
+  transform and projected onto the patient's skin (:func:`carry_landmarks`),
+  or read from a TSV (:func:`read_landmarks`). A defaced head, or a landmark
+  that falls on the field-of-view cut, needs landmarks from the user.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import trimesh
+
+from tmsplan.errors import HeadSurfaceError, TmsplanError
+from tmsplan.spaces import MNI_FRAME, Points, as_points_array
+
+__all__ = [
+    "LANDMARK_NAMES",
+    "SYSTEMS",
+    "MNI_LANDMARKS",
+    "EegError",
+    "Landmarks",
+    "CapPositions",
+    "detect_mni_landmarks",
+    "carry_landmarks",
+    "read_landmarks",
+    "cap_positions",
+    "head_positions",
+    "target_in_cap",
+    "write_positions",
+    "read_positions",
+]
+
+LANDMARK_NAMES = ("nasion", "inion", "lpa", "rpa")
+"""The four landmarks, in this order."""
+SYSTEMS = ("10-20", "10-10")
+
+MNI_LANDMARKS = {
+    "nasion": (0.0, 82.442, -45.0),
+    "inion": (0.0, -112.838, -45.0),
+    "lpa": (-81.184, -18.016, -55.004),
+    "rpa": (82.297, -18.015, -55.001),
+}
+"""Landmarks of the embedded MNI152NLin6Asym head (RAS+ mm), as
+:func:`detect_mni_landmarks` finds them on its scalp surface (re-derived in the
+tests)."""
+
+_CZ_TOL_MM = 0.05
+_CZ_MAX_ITER = 50
+_PROJECTION_WARN_MM = 5.0
+_PROJECTION_MAX_MM = 25.0
+
+_LEFT_RING = ("Fp1", "AF7", "F7", "FT7", "T7", "TP7", "P7", "PO7", "O1")
+_RIGHT_RING = ("Fp2", "AF8", "F8", "FT8", "T8", "TP8", "P8", "PO8", "O2")
+_LEFT_LOW = ("AF9", "F9", "FT9")
+_RIGHT_LOW = ("AF10", "F10", "FT10")
+_MIDLINE = ("Fpz", "AFz", "Fz", "FCz", "Cz", "CPz", "Pz", "POz", "Oz")
+# row: (left ring point, midline point, right ring point, names left of the midline
+# from the ring inwards, names right of it from the ring inwards)
+_ROWS = (
+    ("AF7", "AFz", "AF8", ("AF3",), ("AF4",)),
+    ("F7", "Fz", "F8", ("F5", "F3", "F1"), ("F6", "F4", "F2")),
+    ("FT7", "FCz", "FT8", ("FC5", "FC3", "FC1"), ("FC6", "FC4", "FC2")),
+    ("TP7", "CPz", "TP8", ("CP5", "CP3", "CP1"), ("CP6", "CP4", "CP2")),
+    ("P7", "Pz", "P8", ("P5", "P3", "P1"), ("P6", "P4", "P2")),
+    ("PO7", "POz", "PO8", ("PO3",), ("PO4",)),
+)
+SYSTEM_1020 = (
+    "Fp1", "Fpz", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8",
+    "P7", "P3", "Pz", "P4", "P8", "O1", "Oz", "O2",
+)  # fmt: skip
+"""The 21 positions of the 10-20 system (modern names)."""
+
+
+class EegError(TmsplanError, ValueError):
+    """Landmarks, tape measures or a head surface cannot give 10-20 positions."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """The four 10-20 landmarks of one head.
+
+    Attributes
+    ----------
+    xyz : (4, 3) float64
+        Nasion, inion, LPA, RPA (:data:`LANDMARK_NAMES` order), RAS+ mm in ``frame``.
+    frame : str
+        World frame of the head (``"MNI152NLin6Asym"``, ``"T1w"``).
+    source : str
+        How they were obtained (``"detected on the embedded MNI head"``,
+        ``"carried from MNI"``, ``"user: <file>"``).
+    """
+
+    xyz: np.ndarray
+    frame: str
+    source: str
+
+    def __post_init__(self) -> None:
+        xyz = as_points_array(self.xyz, name="landmarks")
+        if xyz.shape != (4, 3):
+            raise EegError(
+                f"landmarks: expected 4 points (nasion, inion, LPA, RPA), got {xyz.shape}."
+            )
+        xyz.setflags(write=False)
+        object.__setattr__(self, "xyz", xyz)
+
+    def as_dict(self) -> dict[str, list[float]]:
+        """Landmark name -> ``[x, y, z]`` (mm, rounded to 0.001)."""
+        return {n: np.round(p, 3).tolist() for n, p in zip(LANDMARK_NAMES, self.xyz, strict=False)}
+
+    def point(self, name: str) -> np.ndarray:
+        """One landmark, ``(3,)`` float64."""
+        return self.xyz[LANDMARK_NAMES.index(name)]
+
+
+@dataclass(frozen=True)
+class CapPositions:
+    """10-20 / 10-10 positions on one head surface.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Electrode names.
+    xyz : (n, 3) float64
+        Positions on the scalp, RAS+ mm in ``frame``.
+    frame : str
+    system : {"10-20", "10-10"}
+    landmarks : Landmarks
+        As projected onto the scalp.
+    tape_mm : dict
+        ``nasion_inion``, ``tragus_tragus`` (LPA-Cz-RPA), ``circumference``
+        (Fpz-T7-Oz-T8 ring), measured on the mesh (mm).
+    on_cut : tuple of str
+        Positions lying on the field-of-view cut (not skin).
+    notes : tuple of str
+        What the user must know (landmark projection distances, Cz residual).
+    method : str
+        One-line description of the construction.
+    """
+
+    names: tuple[str, ...]
+    xyz: np.ndarray
+    frame: str
+    system: str
+    landmarks: Landmarks
+    tape_mm: dict = field(default_factory=dict)
+    on_cut: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    method: str = ""
+
+    def position(self, name: str) -> np.ndarray:
+        """The ``(3,)`` position of one electrode (case-insensitive name)."""
+        lower = [n.lower() for n in self.names]
+        if name.lower() not in lower:
+            raise EegError(
+                f"no position {name!r} in the {self.system} set; known: {list(self.names)}."
+            )
+        return self.xyz[lower.index(name.lower())]
+
+    def as_dict(self) -> dict[str, list[float]]:
+        """Name -> ``[x, y, z]`` (mm, rounded to 0.01)."""
+        return {n: np.round(p, 2).tolist() for n, p in zip(self.names, self.xyz, strict=False)}
+
+    def describe(self) -> dict:
+        """JSON-ready description (frame, system, landmarks, method, tape, positions)."""
+        return {
+            "frame": self.frame,
+            "units": "mm",
+            "system": self.system,
+            "method": self.method,
+            "landmarks": self.landmarks.as_dict(),
+            "landmarks_source": self.landmarks.source,
+            "tape_mm": {k: round(float(v), 1) for k, v in self.tape_mm.items()},
+            "positions": self.as_dict(),
+            "on_fov_cut": list(self.on_cut),
+            "notes": list(self.notes),
+        }
+
+
+METHOD = (
+    "geodesic arcs on the scalp mesh (plane cuts through landmark triples): Cz as the "
+    "mid-point of both the nasion-inion and the LPA-RPA arc (iterated), percent divisions "
+    "of the midline, coronal, circumference (Fpz-T7-Oz-T8) and row arcs"
+)
+
+
+# --------------------------------------------------------------------------- arcs
+
+
+class _Arc:
+    """A polyline on the mesh from ``start`` to ``end`` with cumulative arc length."""
+
+    def __init__(self, points: np.ndarray) -> None:
+        self.points = points
+        steps = np.linalg.norm(np.diff(points, axis=0), axis=1)
+        self.s = np.concatenate([[0.0], np.cumsum(steps)])
+
+    @property
+    def length(self) -> float:
+        return float(self.s[-1])
+
+    def at(self, s: np.ndarray | float) -> np.ndarray:
+        """Points at arc lengths ``s`` (mm from the start), ``(k, 3)``."""
+        s = np.clip(np.atleast_1d(np.asarray(s, dtype=np.float64)), 0.0, self.length)
+        return np.stack([np.interp(s, self.s, self.points[:, i]) for i in range(3)], axis=1)
+
+    def fraction(self, f: np.ndarray | float) -> np.ndarray:
+        return self.at(np.asarray(f, dtype=np.float64) * self.length)
+
+    def locate(self, point: np.ndarray) -> float:
+        """Arc length of the polyline point nearest to ``point``."""
+        return _locate(self.points, self.s, point)
+
+
+def _locate(points: np.ndarray, s: np.ndarray, point: np.ndarray) -> float:
+    a, b = points[:-1], points[1:]
+    ab = b - a
+    denom = np.einsum("ij,ij->i", ab, ab)
+    t = np.where(denom > 0, np.einsum("ij,ij->i", point - a, ab) / np.where(denom > 0, denom, 1), 0)
+    t = np.clip(t, 0.0, 1.0)
+    nearest = a + t[:, None] * ab
+    i = int(np.argmin(np.einsum("ij,ij->i", nearest - point, nearest - point)))
+    return float(s[i] + t[i] * (s[i + 1] - s[i]))
+
+
+def _loops(segments: np.ndarray) -> list[np.ndarray]:
+    """Chain plane-cut segments ``(m, 2, 3)`` into closed polylines (first == last)."""
+    from scipy.spatial import cKDTree
+
+    ends = segments.reshape(-1, 3)
+    tree = cKDTree(ends)
+    pairs = tree.query_pairs(1e-6, output_type="ndarray")
+    # union coincident end points
+    parent = np.arange(len(ends))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        ri, rj = root(int(i)), root(int(j))
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    ids = np.array([root(i) for i in range(len(ends))]).reshape(-1, 2)
+    neighbours: dict[int, list[int]] = {}
+    for a, b in ids:
+        if a == b:
+            continue  # a segment of zero length (cut through a vertex)
+        neighbours.setdefault(int(a), []).append(int(b))
+        neighbours.setdefault(int(b), []).append(int(a))
+    coords = {int(i): ends[k] for k, i in enumerate(ids.ravel())}
+    seen: set[int] = set()
+    loops = []
+    for start in sorted(neighbours):
+        if start in seen:
+            continue
+        chain = [start]
+        seen.add(start)
+        previous, current = None, start
+        while True:
+            options = [n for n in neighbours[current] if n != previous and n not in seen]
+            if not options:
+                break
+            previous, current = current, options[0]
+            chain.append(current)
+            seen.add(current)
+        if len(chain) >= 3:
+            chain.append(chain[0])
+            loops.append(np.array([coords[i] for i in chain]))
+    return loops
+
+
+def _arc(mesh: trimesh.Trimesh, start: np.ndarray, end: np.ndarray, via: np.ndarray) -> _Arc:
+    """The arc on the mesh from ``start`` to ``end`` through ``via`` (one plane cut)."""
+    normal = np.cross(end - start, via - start)
+    norm = np.linalg.norm(normal)
+    if norm < 1e-6 * max(1.0, np.linalg.norm(end - start) ** 2):
+        raise EegError(
+            "three landmarks of an arc are in a line (or coincide); check the landmarks."
+        )
+    normal = normal / norm
+    segments = trimesh.intersections.mesh_plane(mesh, normal, start)
+    loops = _loops(np.asarray(segments, dtype=np.float64)) if len(segments) else []
+    best, best_cost = None, np.inf
+    for loop in loops:
+        cost = max(float(np.min(np.linalg.norm(loop - p, axis=1))) for p in (start, end, via))
+        if cost < best_cost:
+            best, best_cost = loop, cost
+    if best is None or best_cost > 10.0:
+        raise EegError(
+            "the scalp surface has no closed curve through the landmarks; the landmarks may "
+            "be off the head or the surface incomplete (check the frame of the landmarks)."
+        )
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(best, axis=0), axis=1))])
+    total = s[-1]
+    s_a, s_b, s_v = (_locate(best, s, p) for p in (start, end, via))
+    forward = (s_b - s_a) % total
+    through_forward = (s_v - s_a) % total <= forward
+    length = forward if through_forward else total - forward
+    sign = 1.0 if through_forward else -1.0
+    # the loop's own vertices between the two ends, plus the exact ends
+    inner = (sign * (s - s_a)) % total
+    keep = (inner > 0) & (inner < length)
+    order = np.argsort(inner[keep])
+    points = np.vstack([_point_at(best, s, s_a), best[keep][order], _point_at(best, s, s_b)])
+    return _Arc(points)
+
+
+def _point_at(loop: np.ndarray, s: np.ndarray, value: float) -> np.ndarray:
+    return np.array([np.interp(value, s, loop[:, i]) for i in range(3)])
+
+
+def _split(arc: _Arc, middle: np.ndarray, parts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Division points of both halves of ``arc`` at ``middle`` into ``parts`` equal parts.
+
+    Returns the inner points of the first half (from the start) and of the second
+    half (from the end), each ``(parts - 1, 3)``.
+    """
+    s_mid = arc.locate(middle)
+    steps = np.arange(1, parts) / parts
+    first = arc.at(steps * s_mid)
+    second = arc.at(arc.length - steps * (arc.length - s_mid))
+    return first, second
+
+
+# --------------------------------------------------------------------------- positions
+
+
+def _project(mesh: trimesh.Trimesh, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    closest, distance, faces = trimesh.proximity.closest_point(mesh, xyz)
+    return np.asarray(closest), np.asarray(distance), np.asarray(faces)
+
+
+def _check_mesh(mesh: Any) -> trimesh.Trimesh:
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        raise HeadSurfaceError(
+            "scalp mesh: expected a non-empty trimesh.Trimesh (ScalpSurface.mesh)."
+        )
+    return mesh
+
+
+def _on_cut(
+    mesh: trimesh.Trimesh, fov_boundary: np.ndarray | None, faces: np.ndarray
+) -> np.ndarray:
+    if fov_boundary is None:
+        return np.zeros(len(faces), dtype=bool)
+    flags = np.asarray(fov_boundary, dtype=bool)
+    return flags[mesh.faces[faces]].any(axis=1)
+
+
+def cap_positions(
+    mesh: trimesh.Trimesh,
+    landmarks: Landmarks,
+    *,
+    system: str = "10-10",
+    fov_boundary: np.ndarray | None = None,
+) -> CapPositions:
+    """10-20 or 10-10 positions on a scalp mesh from four landmarks.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        Closed scalp surface, vertices RAS+ mm in ``landmarks.frame``
+        (:attr:`tmsplan.head.ScalpSurface.mesh`).
+    landmarks : Landmarks
+        Nasion, inion, LPA, RPA in the mesh's frame (projected onto it here).
+    system : {"10-20", "10-10"}
+    fov_boundary : (n_vertices,) bool, optional
+        :attr:`tmsplan.head.ScalpSurface.fov_boundary`; positions on the cut are
+        listed in ``on_cut``; landmarks on it are refused.
+
+    Returns
+    -------
+    CapPositions
+
+    Raises
+    ------
+    EegError
+        Unknown system, landmarks far from the skin or on the field-of-view cut,
+        or arcs that cannot be traced.
+    """
+    if system not in SYSTEMS:
+        raise EegError(f"system must be one of {SYSTEMS}, got {system!r}.")
+    mesh = _check_mesh(mesh)
+    projected, distance, faces = _project(mesh, landmarks.xyz)
+    notes = []
+    for name, dist in zip(LANDMARK_NAMES, distance, strict=False):
+        if dist > _PROJECTION_MAX_MM:
+            raise EegError(
+                f"landmark {name} lies {dist:.0f} mm from the scalp surface; it must be on the "
+                f"skin of this head, in its frame ({landmarks.frame}). Check the landmarks."
+            )
+        if dist > _PROJECTION_WARN_MM:
+            notes.append(f"landmark {name} was moved {dist:.1f} mm onto the scalp surface.")
+    cut = _on_cut(mesh, fov_boundary, faces)
+    if cut.any():
+        bad = [n for n, c in zip(LANDMARK_NAMES, cut, strict=False) if c]
+        raise EegError(
+            f"landmark(s) {', '.join(bad)} fall on the field-of-view cut (face or neck cut "
+            "off the image, or defaced): give the landmarks yourself (--landmarks TSV)."
+        )
+    nz, iz, lpa, rpa = projected
+    centre = projected.mean(axis=0)
+    up = np.cross(rpa - lpa, nz - iz)
+    up /= np.linalg.norm(up)
+    cz, residual = _find_cz(mesh, nz, iz, lpa, rpa, centre, up)
+    if residual > 1.0:
+        notes.append(f"Cz: the two arcs' mid-points differ by {residual:.1f} mm.")
+
+    sagittal = _arc(mesh, nz, iz, cz)
+    coronal = _arc(mesh, lpa, rpa, cz)
+    pos: dict[str, np.ndarray] = {"Nz": nz, "Iz": iz}
+    mid = sagittal.fraction(np.arange(1, 10) / 10.0)
+    pos.update(zip(_MIDLINE, mid, strict=False))
+    pos["Cz"] = cz
+    cor = coronal.fraction(np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 1.0]))
+    coronal_names = ("T9", "T7", "C5", "C3", "C1", "C2", "C4", "C6", "T8", "T10")
+    pos.update(zip(coronal_names, cor, strict=True))
+
+    for ring_names, side in ((_LEFT_RING, "T7"), (_RIGHT_RING, "T8")):
+        ring = _arc(mesh, pos["Fpz"], pos["Oz"], pos[side])
+        front, back = _split(ring, pos[side], 5)
+        pos.update(zip(ring_names[:4], front, strict=False))
+        pos.update(zip(ring_names[5:], back[::-1], strict=False))
+        pos[ring_names[4]] = pos[side]
+    left_half = _arc(mesh, pos["Fpz"], pos["Oz"], pos["T7"]).length
+    right_half = _arc(mesh, pos["Fpz"], pos["Oz"], pos["T8"]).length
+    if system == "10-10":
+        for low_names, side in ((_LEFT_LOW, "T9"), (_RIGHT_LOW, "T10")):
+            ring = _arc(mesh, nz, iz, pos[side])
+            front, _ = _split(ring, pos[side], 5)
+            pos.update(zip(low_names, front[1:], strict=False))
+        for left, middle, right, left_names, right_names in _ROWS:
+            row = _arc(mesh, pos[left], pos[right], pos[middle])
+            first, second = _split(row, pos[middle], len(left_names) + 1)
+            pos.update(zip(left_names, first, strict=False))
+            pos.update(zip(right_names, second, strict=False))
+        names = _ordered_1010()
+    else:
+        row_f = _arc(mesh, pos["F7"], pos["F8"], pos["Fz"])
+        (pos["F3"],), (pos["F4"],) = _split(row_f, pos["Fz"], 2)
+        row_p = _arc(mesh, pos["P7"], pos["P8"], pos["Pz"])
+        (pos["P3"],), (pos["P4"],) = _split(row_p, pos["Pz"], 2)
+        names = SYSTEM_1020
+    xyz = np.array([pos[n] for n in names], dtype=np.float64)
+    _, _, faces = _project(mesh, xyz)
+    on_cut = tuple(n for n, c in zip(names, _on_cut(mesh, fov_boundary, faces), strict=False) if c)
+    if on_cut:
+        notes.append(
+            f"positions {', '.join(on_cut)} fall on the field-of-view cut (not skin); "
+            "do not use them."
+        )
+    tape = {
+        "nasion_inion": sagittal.length,
+        "tragus_tragus": coronal.length,
+        "circumference": left_half + right_half,
+    }
+    return CapPositions(
+        names=tuple(names),
+        xyz=xyz,
+        frame=landmarks.frame,
+        system=system,
+        landmarks=Landmarks(projected, landmarks.frame, landmarks.source),
+        tape_mm=tape,
+        on_cut=on_cut,
+        notes=tuple(notes),
+        method=METHOD,
+    )
+
+
+def _ordered_1010() -> tuple[str, ...]:
+    rows = [
+        ("Nz",),
+        ("Fp1", "Fpz", "Fp2"),
+        ("AF9", "AF7", "AF3", "AFz", "AF4", "AF8", "AF10"),
+        ("F9", "F7", "F5", "F3", "F1", "Fz", "F2", "F4", "F6", "F8", "F10"),
+        ("FT9", "FT7", "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "FT8", "FT10"),
+        ("T9", "T7", "C5", "C3", "C1", "Cz", "C2", "C4", "C6", "T8", "T10"),
+        ("TP7", "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "TP8"),
+        ("P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8"),
+        ("PO7", "PO3", "POz", "PO4", "PO8"),
+        ("O1", "Oz", "O2"),
+        ("Iz",),
+    ]
+    return tuple(n for row in rows for n in row)
+
+
+def _find_cz(mesh, nz, iz, lpa, rpa, centre, up) -> tuple[np.ndarray, float]:
+    """Cz as the common mid-point of the nasion-inion and LPA-RPA arcs (iterated)."""
+    far = centre + 400.0 * up
+    start, _, _ = _project(mesh, far[None])
+    cz = start[0]
+    residual = np.inf
+    for _ in range(_CZ_MAX_ITER):
+        mid_sag = _arc(mesh, nz, iz, cz).fraction(0.5)[0]
+        new = _arc(mesh, lpa, rpa, mid_sag).fraction(0.5)[0]
+        residual = float(np.linalg.norm(new - mid_sag))
+        moved = float(np.linalg.norm(new - cz))
+        cz = new
+        if moved < _CZ_TOL_MM:
+            break
+    return cz, residual
+
+
+# --------------------------------------------------------------------------- landmarks
+
+
+def detect_mni_landmarks(mesh: trimesh.Trimesh) -> Landmarks:
+    """Find nasion, inion and preauricular points on the embedded MNI head's scalp.
+
+    The rules (module docstring) use the MNI frame's anatomical axes; they are
+    meant for the embedded MNI152 head (or another template in MNI space), not
+    for a patient's T1 in scanner coordinates.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        Scalp of an MNI-space head, RAS+ mm.
+
+    Returns
+    -------
+    Landmarks
+        Frame ``MNI152NLin6Asym``.
+
+    Raises
+    ------
+    EegError
+        The midline profile or an ear could not be found (not a whole head in MNI space).
+    """
+    mesh = _check_mesh(mesh)
+    cut = trimesh.intersections.mesh_plane(mesh, [1.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+    pts = np.asarray(cut, dtype=np.float64).reshape(-1, 3)
+    if len(pts) < 20:
+        raise EegError("no midline (x = 0) profile on this head; is it in MNI space?")
+    front = _profile(pts[pts[:, 1] > 0], axis=1, sign=1.0)
+    back = _profile(pts[pts[:, 1] < 0], axis=1, sign=-1.0)
+    # nasion: deepest point below the convex hull of the face profile, above the nose tip
+    z, y = front[:, 0], front[:, 1]
+    tip = int(np.argmax(y))
+    hull = _upper_hull(z, y)
+    depth = hull - y
+    depth[: tip + 1] = -np.inf
+    k = int(np.argmax(depth))
+    if not np.isfinite(depth[k]) or depth[k] <= 0.5:
+        raise EegError("no nasion (concavity between nose and forehead) on the midline profile.")
+    nasion = np.array([0.0, y[k], z[k]])
+    zb, yb = back[:, 0], back[:, 1]
+    inion = np.array([0.0, float(np.interp(nasion[2], zb, yb)), nasion[2]])
+    lpa = _tragus(mesh, nasion, inion, side=-1.0)
+    rpa = _tragus(mesh, nasion, inion, side=1.0)
+    xyz = np.array([nasion, inion, lpa, rpa])
+    return Landmarks(np.round(xyz, 3), MNI_FRAME, "detected on the embedded MNI head")
+
+
+def _profile(points: np.ndarray, *, axis: int, sign: float, step: float = 1.0) -> np.ndarray:
+    """Outermost ``axis`` value (times ``sign``) per ``step`` mm of height, ``(k, 2)``."""
+    bins = np.round(points[:, 2] / step).astype(int)
+    rows = []
+    for b in np.unique(bins):
+        vals = points[bins == b, axis]
+        rows.append((b * step, vals.max() if sign > 0 else vals.min()))
+    return np.array(rows, dtype=np.float64)
+
+
+def _upper_hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The upper convex hull of points (x sorted ascending) evaluated at each x."""
+    hull: list[int] = []
+    for i in range(len(x)):
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            cross = (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a])
+            if cross >= 0:
+                hull.pop()
+            else:
+                break
+        hull.append(i)
+    return np.interp(x, x[hull], y[hull])
+
+
+def _tragus(
+    mesh: trimesh.Trimesh, nasion: np.ndarray, inion: np.ndarray, *, side: float
+) -> np.ndarray:
+    """The skin crest in front of the ear canal on one side (x < 0: ``side`` = -1)."""
+    from scipy import ndimage
+
+    length = nasion[1] - inion[1]
+    y_lo, y_hi = inion[1] + 0.25 * length, inion[1] + 0.65 * length
+    step = 2.0
+    ys = np.arange(y_lo, y_hi + step, step)
+    zs = np.arange(nasion[2] - 20.0, nasion[2] + 20.0 + step, step)
+    height = np.full((len(zs), len(ys)), np.nan)
+    for i, z in enumerate(zs):
+        cut = trimesh.intersections.mesh_plane(mesh, [0.0, 0.0, 1.0], [0.0, 0.0, z])
+        pts = np.asarray(cut, dtype=np.float64).reshape(-1, 3)
+        pts = pts[side * pts[:, 0] > 0]
+        if len(pts) == 0:
+            continue
+        cols = np.round((pts[:, 1] - y_lo) / step).astype(int)
+        ok = (cols >= 0) & (cols < len(ys))
+        for c in np.unique(cols[ok]):
+            height[i, c] = np.max(side * pts[ok][cols[ok] == c, 0])
+    if np.isnan(height).mean() > 0.5:
+        raise EegError("the ear region is missing from this head surface; is it in MNI space?")
+    filled = np.where(np.isnan(height), np.nanmax(height), height)
+    size = int(round(24.0 / step)) | 1
+    disc = (
+        np.hypot(*np.mgrid[-(size // 2) : size // 2 + 1, -(size // 2) : size // 2 + 1]) <= size // 2
+    )
+    closed = ndimage.grey_closing(filled, footprint=disc)
+    pit = np.unravel_index(int(np.argmax(closed - filled)), filled.shape)
+    row = filled[pit[0]]
+    col = pit[1]
+    while col + 1 < len(row) and row[col + 1] >= row[col]:
+        col += 1
+    point = np.array([side * row[col], ys[col], zs[pit[0]]])
+    closest, _, _ = _project(mesh, point[None])
+    return closest[0]
+
+
+def carry_landmarks(
+    mni_to_subject: Any, landmarks_mni: Mapping[str, Sequence[float]] | None = None
+) -> Landmarks:
+    """Carry MNI landmarks into a patient's T1 frame (not yet projected onto the skin).
+
+    Parameters
+    ----------
+    mni_to_subject : tmsplan.transforms.MniToSubject
+        MNI -> T1 transform.
+    landmarks_mni : dict, optional
+        Landmark name -> MNI mm; default :data:`MNI_LANDMARKS`.
+
+    Returns
+    -------
+    Landmarks
+        In ``mni_to_subject.dst_frame``; :func:`cap_positions` projects them onto
+        the patient's skin.
+    """
+    source = MNI_LANDMARKS if landmarks_mni is None else landmarks_mni
+    xyz = np.array([source[n] for n in LANDMARK_NAMES], dtype=np.float64)
+    moved = mni_to_subject.apply_points(Points(xyz, mni_to_subject.src_frame))
+    return Landmarks(moved.xyz, moved.frame, "carried from MNI (MNI152NLin6Asym) by the transform")
+
+
+_ALIASES = {
+    "nasion": "nasion", "nas": "nasion", "nz": "nasion",
+    "inion": "inion", "ini": "inion", "iz": "inion",
+    "lpa": "lpa", "left": "lpa", "lpa_tragus": "lpa", "left_tragus": "lpa",
+    "rpa": "rpa", "right": "rpa", "rpa_tragus": "rpa", "right_tragus": "rpa",
+}  # fmt: skip
+
+
+def read_landmarks(path: str | os.PathLike, *, frame: str) -> Landmarks:
+    """Read the four landmarks from a TSV: a header ``name x y z`` and one row each.
+
+    Names (case-insensitive): ``nasion`` (or ``nas``, ``nz``), ``inion`` (``iz``),
+    ``lpa``, ``rpa``; coordinates RAS+ mm in the head's world ``frame``.
+
+    Raises
+    ------
+    EegError
+        Missing file, missing or duplicate landmarks, or non-numeric values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EegError(f"--landmarks: '{path}' does not exist; give a TSV with name x y z rows.")
+    found: dict[str, list[float]] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.reader(handle, delimiter="\t") if r and any(c.strip() for c in r)]
+    if not rows or [c.strip().lower() for c in rows[0][:4]] != ["name", "x", "y", "z"]:
+        raise EegError(
+            f"--landmarks: '{path}' must start with the header 'name<TAB>x<TAB>y<TAB>z'."
+        )
+    for row in rows[1:]:
+        name = _ALIASES.get(row[0].strip().lower())
+        if name is None:
+            continue
+        if name in found:
+            raise EegError(f"--landmarks: '{path}' gives {name} twice.")
+        try:
+            values = [float(v) for v in row[1:4]]
+        except (ValueError, IndexError):
+            raise EegError(f"--landmarks: row {row!r} in '{path}' needs three numbers.") from None
+        if len(values) != 3 or not np.all(np.isfinite(values)):
+            raise EegError(f"--landmarks: row {row!r} in '{path}' needs three finite numbers.")
+        found[name] = values
+    missing = [n for n in LANDMARK_NAMES if n not in found]
+    if missing:
+        raise EegError(f"--landmarks: '{path}' lacks {missing}; give nasion, inion, lpa and rpa.")
+    xyz = np.array([found[n] for n in LANDMARK_NAMES])
+    if xyz[3, 0] <= xyz[2, 0]:
+        raise EegError(
+            f"--landmarks: in '{path}' the RPA is not to the right of the LPA (x_rpa <= x_lpa "
+            "in RAS+): are LPA and RPA swapped, or are the coordinates in LPS?"
+        )
+    return Landmarks(xyz, frame, f"user: {path}")
+
+
+# --------------------------------------------------------------------------- the target
+
+
+def target_in_cap(positions: CapPositions, point: Sequence[float], *, count: int = 3) -> dict:
+    """The target's scalp entry in cap terms: nearest positions and the offset from the nearest.
+
+    The offset is measured in the scalp's tangent plane at the nearest position,
+    along the cap's own directions there: *anterior* toward the nasion (the
+    nasion-inion direction projected into the tangent plane) and *lateral* away
+    from the midline (perpendicular to it, toward the electrode's side; for a
+    midline electrode: toward the target's side). For offsets of a few cm this
+    is the distance along the scalp within a millimetre or two.
+
+    Parameters
+    ----------
+    positions : CapPositions
+    point : (3,) float
+        Scalp entry, RAS+ mm in ``positions.frame``.
+    count : int
+        Number of nearest positions listed.
+
+    Returns
+    -------
+    dict
+        ``nearest`` (list of ``{name, distance_mm}``), ``reference``,
+        ``anterior_mm``, ``lateral_mm``, ``lateral_side``, ``text``.
+    """
+    p = as_points_array(point, name="target point")[0]
+    dist = np.linalg.norm(positions.xyz - p, axis=1)
+    order = np.argsort(dist, kind="stable")[:count]
+    ref_i = int(order[0])
+    ref_name, ref = positions.names[ref_i], positions.xyz[ref_i]
+    nz, iz, lpa, rpa = positions.landmarks.xyz
+    centre = positions.landmarks.xyz.mean(axis=0)
+    normal = ref - centre  # outward, approximately: the cap sits on a convex head
+    normal /= np.linalg.norm(normal)
+    anterior = (nz - iz) - np.dot(nz - iz, normal) * normal
+    anterior /= np.linalg.norm(anterior)
+    right = np.cross(anterior, normal)  # RAS+: anterior x up = right
+    lateral_sign = np.sign(np.dot(ref - centre, rpa - lpa))
+    if ref_name.lower().endswith("z") or lateral_sign == 0:
+        lateral_sign = np.sign(np.dot(p - ref, right)) or 1.0
+    lateral = lateral_sign * right
+    offset = p - ref
+    ant, lat = float(np.dot(offset, anterior)), float(np.dot(offset, lateral))
+    side = "right" if lateral_sign > 0 else "left"
+    words = [
+        f"{abs(ant):.0f} mm {'anterior' if ant >= 0 else 'posterior'}",
+        f"{abs(lat):.0f} mm {'lateral' if lat >= 0 else 'medial'}",
+    ]
+    if ref_name.lower().endswith("z"):
+        words[1] = f"{abs(lat):.0f} mm to the {side}"
+    return {
+        "nearest": [
+            {"name": positions.names[int(i)], "distance_mm": round(float(dist[int(i)]), 1)}
+            for i in order
+        ],
+        "reference": ref_name,
+        "anterior_mm": round(ant, 1),
+        "lateral_mm": round(lat, 1),
+        "lateral_side": side,
+        "text": f"{words[0]}, {words[1]} of {ref_name}",
+    }
+
+
+# --------------------------------------------------------------------------- files
+
+
+def write_positions(
+    positions: CapPositions, path: str | os.PathLike, *, overwrite: bool = False
+) -> tuple[Path, Path]:
+    """Write ``name x y z`` TSV and a JSON sidecar (same stem), atomically.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The TSV and the JSON.
+    """
+    from tmsplan.outputs import check_writable, write_text
+
+    path = Path(path)
+    sidecar = path.with_suffix(".json")
+    check_writable(path, overwrite=overwrite)
+    check_writable(sidecar, overwrite=overwrite)
+    lines = ["name\tx\ty\tz"]
+    lines += [
+        f"{n}\t{x:.2f}\t{y:.2f}\t{z:.2f}"
+        for n, (x, y, z) in zip(positions.names, positions.xyz, strict=True)
+    ]
+    meta = {k: v for k, v in positions.describe().items() if k != "positions"}
+    meta["coordinates"] = f"RAS+ world millimetres of the head image ({positions.frame})"
+    meta["columns"] = ["name", "x", "y", "z"]
+    write_text(sidecar, json.dumps(meta, indent=2) + "\n", overwrite=overwrite)
+    write_text(path, "\n".join(lines) + "\n", overwrite=overwrite)
+    return path, sidecar
+
+
+def read_positions(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a positions TSV written by :func:`write_positions`: name -> ``(3,)`` mm."""
+    out = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle, delimiter="\t")
+        for row in reader:
+            out[row["name"]] = np.array([float(row[k]) for k in "xyz"])
+    return out
+
+
+def head_positions(
+    scalp: Any,
+    *,
+    mni_to_subject: Any = None,
+    landmarks: str | os.PathLike | Landmarks | None = None,
+    system: str = "10-10",
+) -> CapPositions:
+    """Cap positions on a head's scalp surface, with landmarks from the best source.
+
+    Parameters
+    ----------
+    scalp : tmsplan.head.ScalpSurface
+        The head's scalp (its ``frame`` names the world frame).
+    mni_to_subject : tmsplan.transforms.MniToSubject, optional
+        For a patient's head: carries :data:`MNI_LANDMARKS` into it.
+    landmarks : path or Landmarks, optional
+        Landmarks given by the user (TSV ``name x y z`` in the head's frame);
+        required when the head is defaced or there is no transform.
+    system : {"10-20", "10-10"}
+
+    Returns
+    -------
+    CapPositions
+
+    Raises
+    ------
+    EegError
+        No usable landmarks (defaced head or no transform without ``landmarks``),
+        or the positions cannot be traced.
+    """
+    frame = scalp.frame
+    if isinstance(landmarks, Landmarks):
+        given = landmarks
+    elif landmarks is not None:
+        given = read_landmarks(landmarks, frame=frame)
+    elif frame == MNI_FRAME:
+        xyz = np.array([MNI_LANDMARKS[n] for n in LANDMARK_NAMES])
+        given = Landmarks(xyz, MNI_FRAME, "detected on the embedded MNI head (MNI_LANDMARKS)")
+    elif scalp.defaced:
+        raise EegError(
+            "the head looks defaced (face removed), so the nasion cannot be found on it: give "
+            "the landmarks yourself (--landmarks TSV with nasion, inion, lpa, rpa in the T1's "
+            "world mm)."
+        )
+    elif mni_to_subject is not None:
+        given = carry_landmarks(mni_to_subject)
+    else:
+        raise EegError(
+            "10-20 positions on a patient's head need landmarks: an MNI->T1 transform "
+            "(--mni-to-t1 XFM or --register) to carry them from MNI, or --landmarks TSV."
+        )
+    if given.frame != frame:
+        raise EegError(f"landmarks are in {given.frame} but the head is in {frame}.")
+    return cap_positions(scalp.mesh, given, system=system, fov_boundary=scalp.fov_boundary)
