@@ -217,8 +217,9 @@ def test_mni_landmarks_detected_and_published(mni_scalp):
     colin_fid = _colin_fiducials()
     fsav_1005, _ = _mne_montage("fsaverage_1005")
     # Published MNI-space landmarks: fsaverage's fiducials (MNE, MNI305), its 10-05 cap's
-    # Iz, and the Colin27 cap's fiducials and Iz (FieldTrip's standard_1005, MNI). The sources disagree by up to 22 mm (inion), so
-    # the check is: within 12 mm of one and 25 mm of both.
+    # Iz, and the Colin27 cap's fiducials and Iz (FieldTrip's standard_1005, MNI). The
+    # sources disagree by up to 22 mm (inion), so the check is: within 12 mm of one and
+    # 25 mm of both.
     references = {
         "nasion": (fsaverage[2], colin_fid["Nz"]),
         "lpa": (fsaverage[1], colin_fid["LPA"]),
