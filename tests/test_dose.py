@@ -82,6 +82,9 @@ def test_sphere_efield_against_the_primary_field():
         )
         curl = np.array([jac[2, 1] - jac[1, 2], jac[0, 2] - jac[2, 0], jac[1, 0] - jac[0, 1]])
         assert np.linalg.norm(curl) < 1e-6 * np.linalg.norm(jac)
+        # and divergence-free (no charge inside): with E.r = 0 on the surface this makes
+        # it the unique solution of the sphere's Neumann problem
+        assert abs(np.trace(jac)) < 1e-6 * np.linalg.norm(jac)
         assert np.linalg.norm(primary(point)) > 0.1 * np.linalg.norm(field)
 
 
