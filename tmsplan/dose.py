@@ -192,6 +192,12 @@ def _result(method, mt, td, md, adjusted, source, formula, extra=None) -> dict:
             f"the adjusted intensity ({adjusted:.1f} %MSO) exceeds what the stimulator can "
             "give: the target is NOT reachable at this intensity with this coil.",
         )
+    elif adjusted < mt:
+        out["caveats"].insert(
+            0,
+            "the adjusted intensity is below the motor threshold because the target lies "
+            "shallower than the motor hotspot; many protocols never go below the threshold.",
+        )
     if extra:
         out.update(extra)
     return out
@@ -230,7 +236,7 @@ def stokes_dose(
     mt, td, md = check_dose_inputs(motor_threshold, target_depth_mm, motor_depth_mm)
     k = STOKES_K[variant]
     adjusted = mt + k * (td - md)
-    formula = f"MT + {k:g} x (D_target - D_motor) = {mt:g} + {k:g} x ({td:g} - {md:g})"
+    formula = f"MT + {k:g} x (D_target - D_motor) = {mt:g} + {k:g} x ({td:.1f} - {md:.1f})"
     return _result(
         "stokes", mt, td, md, adjusted, _STOKES_SOURCE[variant], formula, {"k_percent_per_mm": k}
     )

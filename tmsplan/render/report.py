@@ -327,9 +327,9 @@ def _clinic_section(record: Mapping) -> str:
                 (
                     "Beam F3 tape distances",
                     f"X = {beam['x_cm']:.1f} cm from the midline along the circumference "
-                    f"(left), Y = {beam['y_cm']:.1f} cm from the vertex; F3 found so lies "
-                    f"{beam.get('f3_to_target_mm', float('nan')):.0f} mm from this target's "
-                    "entry",
+                    f"(left), Y = {beam['y_cm']:.1f} cm from the vertex (to find F3 with the "
+                    f"head's own measures; F3 lies {beam.get('f3_to_target_mm', float('nan')):.0f}"
+                    " mm from this target's scalp entry)",
                 )
             )
         parts.append(_table(rows))
