@@ -15,8 +15,9 @@ scalp needs more. Two estimates:
     (1992, *Biophys J* 63:129-138), which does not depend on the
     conductivity. The coil is a set of magnetic dipoles filling its two wings
     (concentric circular turns with opposite currents; default: a 70 mm
-    figure-8 coil as modelled by Thielscher & Kammer 2004, *Clin Neurophysiol*
-    115:1697-1708: turns from 28 to 43.5 mm radius, 9 per wing), with its
+    figure-8 coil with dimensions close to the Magstim 70 mm coil as described by
+    Thielscher & Kammer 2004, *Clin Neurophysiol* 115:1697-1708: turns from 28 to
+    43.5 mm radius, 9 per wing; check them against your coil), with its
     windings ``winding_height_mm`` above the scalp. The sphere is the head's
     local curvature (a radius fitted to the scalp around each site, or the
     given radius). The field is evaluated under the coil centre at the given
@@ -56,9 +57,8 @@ STOKES_K = {"stokes2007": 2.8, "stokes2005": 3.0}
 """Slope of the linear depth correction, %MSO per mm."""
 _STOKES_SOURCE = {
     "stokes2007": (
-        "Stokes MG et al. (2007) Biophysical determinants of transcranial magnetic "
-        "stimulation: effects of excitability and depth of targeted area. Clin Neurophysiol "
-        "118:1617-1625 (k = 2.8 %MSO/mm)"
+        "Stokes MG et al. (2007) Distance-adjusted motor threshold for transcranial magnetic "
+        "stimulation. Clin Neurophysiol 118:1617-1625 (k = 2.8 %MSO/mm)"
     ),
     "stokes2005": (
         "Stokes MG et al. (2005) Simple metric for scaling motor threshold based on "
@@ -69,8 +69,8 @@ _STOKES_SOURCE = {
 _SPHERE_SOURCE = (
     "Heller L, van Hulsteyn DB (1992) Brain stimulation using electromagnetic sources: "
     "theoretical aspects. Biophys J 63:129-138 (closed-form E-field in a spherical "
-    "conductor, independent of conductivity); coil after Thielscher A, Kammer T (2004) "
-    "Clin Neurophysiol 115:1697-1708"
+    "conductor, independent of conductivity); coil dimensions close to the Magstim 70 mm "
+    "coil (Thielscher A, Kammer T (2004) Clin Neurophysiol 115:1697-1708)"
 )
 HAND_KNOB_MNI = (-37.0, -21.0, 58.0)
 """Left motor hand knob (MNI152 mm) where the motor threshold is measured (the

@@ -335,7 +335,8 @@ def _loops(segments: np.ndarray) -> list[np.ndarray]:
             previous, current = current, options[0]
             chain.append(current)
             seen.add(current)
-        if len(chain) >= 3:
+        closed = start in neighbours[current]
+        if len(chain) >= 3 and closed:
             chain.append(chain[0])
             loops.append(np.array([coords[i] for i in chain]))
     return loops
@@ -350,13 +351,17 @@ def _arc(mesh: trimesh.Trimesh, start: np.ndarray, end: np.ndarray, via: np.ndar
             "three landmarks of an arc are in a line (or coincide); check the landmarks."
         )
     normal = normal / norm
-    segments = trimesh.intersections.mesh_plane(mesh, normal, start)
-    loops = _loops(np.asarray(segments, dtype=np.float64)) if len(segments) else []
     best, best_cost = None, np.inf
-    for loop in loops:
-        cost = max(float(np.min(np.linalg.norm(loop - p, axis=1))) for p in (start, end, via))
-        if cost < best_cost:
-            best, best_cost = loop, cost
+    # a plane exactly through mesh vertices can break a loop; then shift it by 1 micrometre
+    for shift in (0.0, 1e-3, -1e-3):
+        segments = trimesh.intersections.mesh_plane(mesh, normal, start + shift * normal)
+        loops = _loops(np.asarray(segments, dtype=np.float64)) if len(segments) else []
+        for loop in loops:
+            cost = max(float(np.min(np.linalg.norm(loop - p, axis=1))) for p in (start, end, via))
+            if cost < best_cost:
+                best, best_cost = loop, cost
+        if best is not None and best_cost <= 10.0:
+            break
     if best is None or best_cost > 10.0:
         raise EegError(
             "the scalp surface has no closed curve through the landmarks; the landmarks may "
