@@ -289,3 +289,27 @@ def test_cli_eeg1020(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["eeg1020", "--mni-to-t1", os.devnull, "--out", str(tmp_path / "x.tsv")]) == 1
     assert "need the patient's T1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_eeg1020_patient(tmp_path, capsys):
+    import nibabel as nib
+    from _phantoms import rigid_scaling, synthetic_patient
+
+    from tmsplan.bundled import load_mni_head
+
+    matrix = rigid_scaling()
+    t1 = tmp_path / "sub-01_T1w.nii.gz"
+    nib.save(synthetic_patient(load_mni_head(2), matrix, order="LAS", voxel_mm=2.0), t1)
+    xfm = tmp_path / "mni_to_t1.txt"
+    np.savetxt(xfm, matrix)
+    out = tmp_path / "pos.tsv"
+    code = main(["eeg1020", "--t1", str(t1), "--mni-to-t1", str(xfm), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["frame"] == "T1w" and "carried from MNI" in meta["landmarks_source"]
+    rows = eeg1020.read_positions(out)
+    mni = (np.linalg.inv(matrix) @ np.append(rows["F3"], 1.0))[:3]
+    assert mni[0] < -30 and mni[1] > 20  # left and frontal, back in MNI
+    assert main(["eeg1020", "--t1", str(t1), "--out", str(tmp_path / "x.tsv")]) == 1
+    assert "need landmarks" in capsys.readouterr().err
