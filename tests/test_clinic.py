@@ -119,5 +119,9 @@ def test_plan_on_the_mni_head(tmp_path):
         record["targets"][0]["depth_mm"], abs=0.01
     )
     assert 10 < saved["dose"]["motor_depth_mm"] < 35
+    from tmsplan.cli import _summary
+
+    summary = _summary(saved, tmp_path / "plan")
+    assert "10-20: scalp entry" in summary and "%MSO (Stokes; sphere model" in summary
     without = plan_target(target_mni=(-38.0, 44.0, 26.0))
     assert without.record["dose"] is None and without.record["eeg1020"] is not None

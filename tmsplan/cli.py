@@ -264,6 +264,15 @@ def _summary(record: dict, out: Path) -> str:
             f"  {target['name']}: cortical ({cortical}) -> scalp ({scalp}), "
             f"depth {target['depth_mm']:.1f} mm, {status}"
         )
+    eeg, dose = record.get("eeg1020"), record.get("dose")
+    if eeg:
+        lines.append(f"  10-20: scalp entry {eeg['target']['text']}")
+    if dose:
+        flag = "" if dose["achievable"] else " (NOT achievable: above 100 %MSO)"
+        lines.append(
+            f"  intensity: {dose['adjusted_percent_mso']:.1f} %MSO{flag} (Stokes; sphere model "
+            f"{dose['methods']['sphere']['adjusted_percent_mso']:.1f} %MSO); see the report"
+        )
     for warning in record["warnings"]:
         lines.append(f"  warning: {warning}")
     return "\n".join(lines)

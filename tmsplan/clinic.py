@@ -105,6 +105,9 @@ def dose_entry(
         "adjusted_percent_mso": stokes["adjusted_percent_mso"],
         "achievable": stokes["achievable"],
         "methods": {"stokes": stokes, "sphere": sphere},
+        "depth_note": "both depths are distances from the nearest scalp point to the planned "
+        "coordinate (the target, the hand knob), measured the same way at both sites; Stokes "
+        "et al. measured scalp to the cortical surface",
     }
 
 
