@@ -345,7 +345,7 @@ def _clinic_section(record: Mapping) -> str:
             ("target depth / motor hotspot depth (mm)",
              f"{_fmt(dose.get('target_depth_mm'))} / {_fmt(dose.get('motor_depth_mm'))}"),
         ]  # fmt: skip
-        caveats: list[str] = []
+        caveats: list[str] = [dose["depth_note"]] if dose.get("depth_note") else []
         for name, result in (dose.get("methods") or {}).items():
             flag = "" if result.get("achievable") else " NOT ACHIEVABLE (above 100 %MSO)"
             rows.append(
