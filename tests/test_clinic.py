@@ -51,6 +51,8 @@ def test_record_entries_on_a_sphere_head():
     assert eeg["positions"]["F3"][0] < 0 < eeg["positions"]["F4"][0]
     assert eeg["target"]["nearest"][0]["name"] in ("F3", "F5", "AF3", "FC3", "F1")
     assert eeg["beam_f3"]["nasion_inion_cm"] == pytest.approx(np.pi * R / 10, rel=3e-3)
+    # Beam F3 with the sphere's own tape measures lands near its geodesic F3
+    assert eeg["beam_f3"]["point_to_f3_mm"] < 6.0 and eeg["beam_f3"]["point_mm"][0] < 0
     # the hand knob lies |knob| from the centre: its depth under a sphere head is exact
     assert dose["motor_depth_mm"] == pytest.approx(R - np.linalg.norm(HAND_KNOB_MNI), abs=0.1)
     stokes = dose["methods"]["stokes"]

@@ -313,3 +313,18 @@ def test_cli_eeg1020_patient(tmp_path, capsys):
     assert mni[0] < -30 and mni[1] > 20  # left and frontal, back in MNI
     assert main(["eeg1020", "--t1", str(t1), "--out", str(tmp_path / "x.tsv")]) == 1
     assert "need landmarks" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_beam_f3_lands_on_f3_of_the_mni_head(mni_scalp):
+    """Beam F3 with the MNI head's own tape measures, walked on its scalp, finds its F3."""
+    from tmsplan.beamf3 import beam_f3
+
+    positions = eeg1020.head_positions(mni_scalp, system="10-20")
+    tape = positions.tape_mm
+    beam = beam_f3(
+        tape["nasion_inion"] / 10, tape["tragus_tragus"] / 10, tape["circumference"] / 10
+    )
+    point = eeg1020.beam_point(mni_scalp.mesh, positions, beam["x_cm"] * 10, beam["y_cm"] * 10)
+    assert np.linalg.norm(point - positions.position("F3")) < 6.0
+    assert point[0] < 0

@@ -19,7 +19,7 @@ from tmsplan.spaces import MNI_FRAME, Points
 __all__ = ["clinic_entries", "eeg1020_entry", "dose_entry"]
 
 
-def eeg1020_entry(positions: Any, entry_mm: np.ndarray) -> dict:
+def eeg1020_entry(positions: Any, entry_mm: np.ndarray, mesh: Any = None) -> dict:
     """The record's ``eeg1020`` entry: positions, landmarks, tapes, the target in cap terms.
 
     Parameters
@@ -27,13 +27,15 @@ def eeg1020_entry(positions: Any, entry_mm: np.ndarray) -> dict:
     positions : tmsplan.eeg1020.CapPositions
     entry_mm : (3,) float
         The target's scalp entry, same frame.
+    mesh : trimesh.Trimesh, optional
+        The scalp: where the Beam F3 distances land on it is recorded too.
 
     Returns
     -------
     dict
     """
     from tmsplan.beamf3 import BeamError, beam_f3
-    from tmsplan.eeg1020 import target_in_cap
+    from tmsplan.eeg1020 import beam_point, target_in_cap
 
     entry = positions.describe()
     entry["target"] = target_in_cap(positions, entry_mm)
@@ -44,6 +46,11 @@ def eeg1020_entry(positions: Any, entry_mm: np.ndarray) -> dict:
         )
         f3 = positions.position("F3")
         beam["f3_to_target_mm"] = round(float(np.linalg.norm(f3 - np.asarray(entry_mm))), 1)
+        if mesh is not None:
+            point = beam_point(mesh, positions, beam["x_cm"] * 10.0, beam["y_cm"] * 10.0)
+            beam["point_mm"] = np.round(point, 2).tolist()
+            beam["point_to_f3_mm"] = round(float(np.linalg.norm(point - f3)), 1)
+            beam["point_to_target_mm"] = round(float(np.linalg.norm(point - entry_mm)), 1)
         entry["beam_f3"] = beam
     except BeamError as exc:
         entry["beam_f3"] = {"error": str(exc)}
@@ -159,7 +166,7 @@ def clinic_entries(
             raise
         warnings.append(f"10-20 positions were not computed: {exc}")
     else:
-        out["eeg1020"] = eeg1020_entry(positions, entry)
+        out["eeg1020"] = eeg1020_entry(positions, entry, scalp.mesh)
         warnings.extend(f"10-20: {note}" for note in positions.notes)
     if motor_threshold is not None:
         if to_head is None and scalp.frame != MNI_FRAME:

@@ -92,6 +92,7 @@ __all__ = [
     "read_landmarks",
     "cap_positions",
     "head_positions",
+    "beam_point",
     "target_in_cap",
     "write_positions",
     "read_positions",
@@ -769,6 +770,41 @@ def read_landmarks(path: str | os.PathLike, *, frame: str) -> Landmarks:
             "in RAS+): are LPA and RPA swapped, or are the coordinates in LPS?"
         )
     return Landmarks(xyz, frame, f"user: {path}")
+
+
+# --------------------------------------------------------------------------- Beam F3
+
+
+def beam_point(
+    mesh: trimesh.Trimesh, positions: CapPositions, x_mm: float, y_mm: float
+) -> np.ndarray:
+    """Where the Beam F3 tape distances land on this head's scalp.
+
+    X is walked from Fpz along the left half of the circumference ring (Fpz-T7-Oz);
+    Y from Cz toward that point along the scalp (the cut by the plane through Cz, the
+    point and the centre of the landmarks).
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        The scalp the positions were placed on.
+    positions : CapPositions
+    x_mm, y_mm : float
+        Beam F3 distances in mm (:func:`tmsplan.beamf3.beam_f3` gives cm).
+
+    Returns
+    -------
+    (3,) float64
+        The point on the scalp, RAS+ mm in ``positions.frame``.
+    """
+    ring = _arc(mesh, positions.position("Fpz"), positions.position("Oz"), positions.position("T7"))
+    point = ring.at(x_mm)[0]
+    cz = positions.position("Cz")
+    centre = positions.landmarks.xyz.mean(axis=0)
+    middle = 0.5 * (cz + point)
+    outward = (middle - centre) / np.linalg.norm(middle - centre)
+    via, _, _ = _project(mesh, (middle + 30.0 * outward)[None])
+    return _arc(mesh, cz, point, via[0]).at(y_mm)[0]
 
 
 # --------------------------------------------------------------------------- the target

@@ -327,9 +327,11 @@ def _clinic_section(record: Mapping) -> str:
                 (
                     "Beam F3 tape distances",
                     f"X = {beam['x_cm']:.1f} cm from the midline along the circumference "
-                    f"(left), Y = {beam['y_cm']:.1f} cm from the vertex (to find F3 with the "
-                    f"head's own measures; F3 lies {beam.get('f3_to_target_mm', float('nan')):.0f}"
-                    " mm from this target's scalp entry)",
+                    f"(left), Y = {beam['y_cm']:.1f} cm from the vertex, with this head's own "
+                    f"measures; on this scalp they land "
+                    f"{beam.get('point_to_f3_mm', float('nan')):.0f} mm from F3 and "
+                    f"{beam.get('point_to_target_mm', float('nan')):.0f} mm from this target's "
+                    "scalp entry",
                 )
             )
         parts.append(_table(rows))
