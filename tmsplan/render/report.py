@@ -754,6 +754,9 @@ def _cap_landmarks(record: Mapping) -> dict:
         digits = "".join(c for c in name if c.isdigit())
         if name in positions and (not digits or (int(digits) % 2 == 1) == odd):
             keep[name] = positions[name]
+    beam = eeg.get("beam_f3") or {}
+    if odd and beam.get("point_mm"):
+        keep["Beam F3"] = beam["point_mm"]
     return keep
 
 
