@@ -81,6 +81,18 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-report", action="store_true", help="skip pictures and report.html")
     parser.add_argument("--subject", help="subject label stored in the record")
+    parser.add_argument(
+        "--motor-threshold",
+        type=float,
+        metavar="PCT",
+        help="motor threshold (%%MSO): adds the depth-adjusted intensity to the plan",
+    )
+    parser.add_argument(
+        "--landmarks",
+        type=Path,
+        metavar="TSV",
+        help="nasion, inion, lpa, rpa (TSV name x y z, head's world mm) for the 10-20 positions",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,7 +202,55 @@ def build_parser() -> argparse.ArgumentParser:
         "--view", default="top", choices=("left", "right", "top", "front", "back"), help="view"
     )
     p_group.add_argument("--force", action="store_true", help="replace an existing PNG")
+    _add_clinic_parsers(sub)
     return parser
+
+
+def _add_clinic_parsers(sub) -> None:
+    """Subcommands for clinics without neuronavigation: eeg1020, beam-f3, dose."""
+    p_eeg = sub.add_parser("eeg1020", help="10-20/10-10 positions on a head (TSV + JSON)")
+    p_eeg.add_argument("--t1", type=Path, help="patient T1 (default: embedded MNI152 head)")
+    xfm = p_eeg.add_mutually_exclusive_group()
+    xfm.add_argument("--mni-to-t1", type=Path, metavar="XFM", help="MNI->T1 transform")
+    xfm.add_argument(
+        "--register",
+        nargs="?",
+        const="affine",
+        choices=("affine", "nonlinear"),
+        help="register the embedded MNI head to --t1 (default affine)",
+    )
+    p_eeg.add_argument(
+        "--landmarks", type=Path, metavar="TSV", help="nasion, inion, lpa, rpa (TSV name x y z)"
+    )
+    p_eeg.add_argument("--system", choices=("10-20", "10-10"), default="10-10")
+    p_eeg.add_argument("--out", required=True, type=Path, help="positions TSV (+ .json sidecar)")
+    p_eeg.add_argument("--force", action="store_true", help="replace existing files")
+
+    p_beam = sub.add_parser("beam-f3", help="Beam F3 tape distances from three head measures")
+    p_beam.add_argument("--nasion-inion", type=float, required=True, metavar="CM")
+    p_beam.add_argument("--tragus-tragus", type=float, required=True, metavar="CM")
+    p_beam.add_argument("--circumference", type=float, required=True, metavar="CM")
+    p_beam.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p_dose = sub.add_parser("dose", help="depth-adjusted intensity from the motor threshold")
+    p_dose.add_argument("--motor-threshold", type=float, required=True, metavar="PCT")
+    p_dose.add_argument("--target-depth", type=float, required=True, metavar="MM")
+    p_dose.add_argument("--motor-depth", type=float, required=True, metavar="MM")
+    p_dose.add_argument("--method", choices=("stokes", "sphere"), default="stokes")
+    p_dose.add_argument(
+        "--k",
+        choices=("2.8", "3"),
+        default="2.8",
+        help="stokes slope, %%MSO/mm: 2.8 (Stokes 2007, default) or 3 (Stokes 2005)",
+    )
+    p_dose.add_argument(
+        "--head-radius",
+        type=float,
+        default=85.0,
+        metavar="MM",
+        help="sphere method: local head radius at both sites (default 85)",
+    )
+    p_dose.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _formats(text: str) -> list[str] | None:
@@ -214,6 +274,15 @@ def _summary(record: dict, out: Path) -> str:
             f"  {target['name']}: cortical ({cortical}) -> scalp ({scalp}), "
             f"depth {target['depth_mm']:.1f} mm, {status}"
         )
+    eeg, dose = record.get("eeg1020"), record.get("dose")
+    if eeg:
+        lines.append(f"  10-20: scalp entry {eeg['target']['text']}")
+    if dose:
+        flag = "" if dose["achievable"] else " (NOT achievable: above 100 %MSO)"
+        lines.append(
+            f"  intensity: {dose['adjusted_percent_mso']:.1f} %MSO{flag} (Stokes; sphere model "
+            f"{dose['methods']['sphere']['adjusted_percent_mso']:.1f} %MSO); see the report"
+        )
     for warning in record["warnings"]:
         lines.append(f"  warning: {warning}")
     return "\n".join(lines)
@@ -227,6 +296,8 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         "coil_skin_distance_mm": args.coil_skin_distance,
         "handle_angle_deg": args.handle_angle,
         "max_depth_mm": args.max_depth,
+        "motor_threshold": args.motor_threshold,
+        "landmarks": args.landmarks,
     }
 
 
@@ -369,7 +440,101 @@ def _run_group(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_eeg1020(args: argparse.Namespace) -> int:
+    from tmsplan.eeg1020 import head_positions, write_positions
+    from tmsplan.head import scalp_surface
+    from tmsplan.images import check_img
+    from tmsplan.outputs import check_writable
+    from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME
+
+    check_writable(args.out, overwrite=args.force)
+    check_writable(args.out.with_suffix(".json"), overwrite=args.force)
+    if args.t1 is None and (args.mni_to_t1 or args.register):
+        raise TmsplanError("--mni-to-t1/--register need the patient's T1 (--t1).")
+    xfm = None
+    if args.t1 is None:
+        from tmsplan.bundled import mni_head_path
+
+        head, frame = mni_head_path(1), MNI_FRAME
+    else:
+        head, frame = args.t1, SUBJECT_FRAME
+    t1_img = check_img(head, name="--t1")
+    if args.mni_to_t1 is not None:
+        from tmsplan.bundled import mni_head_path
+        from tmsplan.transforms import load_mni_to_subject
+
+        xfm = load_mni_to_subject(args.mni_to_t1, reference=t1_img, moving=mni_head_path(1))
+    elif args.register:
+        from tmsplan.registration import register_mni_to_t1
+
+        xfm = register_mni_to_t1(t1_img, kind=args.register).mni_to_subject
+    scalp = scalp_surface(t1_img, frame=frame, name="--t1")
+    positions = head_positions(
+        scalp, mni_to_subject=xfm, landmarks=args.landmarks, system=args.system
+    )
+    tsv, sidecar = write_positions(positions, args.out, overwrite=args.force)
+    tape = positions.tape_mm
+    print(
+        f"{len(positions.names)} {positions.system} positions ({positions.frame}, RAS+ mm) "
+        f"written to {tsv} and {sidecar}; landmarks {positions.landmarks.source}"
+    )
+    print(
+        f"  on the scalp: nasion-inion {tape['nasion_inion'] / 10:.1f} cm, tragus-tragus "
+        f"{tape['tragus_tragus'] / 10:.1f} cm, circumference {tape['circumference'] / 10:.1f} cm"
+    )
+    for note in positions.notes:
+        print(f"  warning: {note}")
+    return 0
+
+
+def _run_beam_f3(args: argparse.Namespace) -> int:
+    import json
+
+    from tmsplan.beamf3 import beam_f3
+
+    result = beam_f3(args.nasion_inion, args.tragus_tragus, args.circumference)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"Beam F3 (left DLPFC): X = {result['x_cm']:.1f} cm, Y = {result['y_cm']:.1f} cm")
+    print(
+        f"  X: from the midline (Fpz) along the circumference to the LEFT; Y: from the vertex "
+        f"(Cz) toward that point. {result['how']}"
+    )
+    print(f"  source: {result['source']}")
+    return 0
+
+
+def _run_dose(args: argparse.Namespace) -> int:
+    import json
+
+    from tmsplan.dose import dose
+
+    result = dose(
+        args.motor_threshold,
+        args.target_depth,
+        args.motor_depth,
+        method=args.method,
+        variant="stokes2007" if args.k == "2.8" else "stokes2005",
+        target_radius_mm=args.head_radius,
+        motor_radius_mm=args.head_radius,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    status = "" if result["achievable"] else "  NOT ACHIEVABLE (above 100 %MSO)"
+    print(f"adjusted intensity: {result['adjusted_percent_mso']:.1f} %MSO{status}")
+    print(f"  {result['method']}: {result['formula']}")
+    print(f"  source: {result['source']}")
+    for caveat in result["caveats"]:
+        print(f"  caveat: {caveat}")
+    return 0
+
+
 _COMMANDS = {
+    "eeg1020": _run_eeg1020,
+    "beam-f3": _run_beam_f3,
+    "dose": _run_dose,
     "group": _run_group,
     "plan": _run_plan,
     "demo": _run_demo,

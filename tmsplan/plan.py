@@ -302,6 +302,8 @@ def plan_target(
     max_depth_mm: float = DEFAULT_MAX_DEPTH_MM,
     normal_radius_mm: float = DEFAULT_NORMAL_RADIUS_MM,
     activation_source: dict | None = None,
+    motor_threshold: float | None = None,
+    landmarks: Any = None,
 ) -> Plan:
     """Plan one TMS target (all planning modes; see the module docstring).
 
@@ -346,6 +348,11 @@ def plan_target(
         See :func:`tmsplan.projection.place_coil`.
     activation_source : dict, optional
         Provenance of a generated map (e.g. the peak table it was built from).
+    motor_threshold : float, optional
+        Motor threshold (%MSO): adds the depth-adjusted intensity (record key ``dose``).
+    landmarks : path, optional
+        TSV of nasion, inion, LPA, RPA in the head's frame for the 10-20 positions
+        (record key ``eeg1020``); default: found on the MNI head or carried from it.
 
     Returns
     -------
@@ -601,6 +608,19 @@ def plan_target(
             "instead of backwards."
         )
 
+    # -- the plan in a clinic's terms: 10-20 positions, tape distances, intensity ------
+    from tmsplan.clinic import clinic_entries
+
+    clinic = clinic_entries(
+        scalp,
+        placement,
+        mni_to_subject=mni_to_subject if carried else None,
+        to_head=to_head if (carried or frame == MNI_FRAME) else None,
+        landmarks=landmarks,
+        motor_threshold=motor_threshold,
+        warnings=warnings,
+    )
+
     # -- the record -------------------------------------------------------------------
     if activation is not None:
         activation_info = {**_image_entry(activation), **chosen.describe()}
@@ -667,6 +687,7 @@ def plan_target(
         "warnings": warnings,
         "outputs": {},
     }
+    record.update(eeg1020=clinic["eeg1020"], dose=clinic["dose"])
     # pictures: everything drawn in the head's frame
     picture_act = act_img
     if act_img is not None and activation_space == "MNI" and carried:

@@ -300,6 +300,69 @@ def _source_tables(record: Mapping) -> str:
     )
 
 
+def _clinic_section(record: Mapping) -> str:
+    """10-20 positions, Beam F3 tape distances and the adjusted intensity (if planned)."""
+    eeg, dose = record.get("eeg1020"), record.get("dose")
+    if not eeg and not dose:
+        return ""
+    parts = ['<h2 id="clinic">Without a neuronavigator: EEG cap, tape and intensity</h2>']
+    if eeg:
+        target = eeg.get("target") or {}
+        nearest = ", ".join(
+            f"{n['name']} ({n['distance_mm']:.0f} mm)" for n in target.get("nearest", [])
+        )
+        tape = eeg.get("tape_mm", {})
+        rows = [
+            ("scalp entry in cap terms", target.get("text")),
+            ("nearest cap positions", nearest),
+            ("cap", f"{eeg.get('system')} positions on this head's scalp ({eeg.get('frame')})"),
+            ("landmarks", eeg.get("landmarks_source")),
+            ("nasion-inion over the vertex (cm)", _fmt(tape.get("nasion_inion", 0) / 10)),
+            ("tragus-tragus over the vertex (cm)", _fmt(tape.get("tragus_tragus", 0) / 10)),
+            ("circumference through Fpz, T7, Oz, T8 (cm)", _fmt(tape.get("circumference", 0) / 10)),
+        ]
+        beam = eeg.get("beam_f3") or {}
+        if "x_cm" in beam:
+            rows.append(
+                (
+                    "Beam F3 tape distances",
+                    f"X = {beam['x_cm']:.1f} cm from the midline along the circumference "
+                    f"(left), Y = {beam['y_cm']:.1f} cm from the vertex, with this head's own "
+                    f"measures; on this scalp they land "
+                    f"{beam.get('point_to_f3_mm', float('nan')):.0f} mm from F3 and "
+                    f"{beam.get('point_to_target_mm', float('nan')):.0f} mm from this target's "
+                    "scalp entry",
+                )
+            )
+        parts.append(_table(rows))
+        parts.append(
+            "<p>The cap positions are measured along this head's scalp from its landmarks "
+            "(percent divisions of the arcs, as the 10-20 standard defines them); they are "
+            "drawn as grey labelled dots in the 3D pictures. The head's own tape measures "
+            "differ from a tape on the patient by hair and skin; measure the patient.</p>"
+        )
+    if dose:
+        rows = [
+            ("motor threshold (%MSO)", _fmt(dose.get("motor_threshold_percent"))),
+            ("target depth / motor hotspot depth (mm)",
+             f"{_fmt(dose.get('target_depth_mm'))} / {_fmt(dose.get('motor_depth_mm'))}"),
+        ]  # fmt: skip
+        caveats: list[str] = [dose["depth_note"]] if dose.get("depth_note") else []
+        for name, result in (dose.get("methods") or {}).items():
+            flag = "" if result.get("achievable") else " NOT ACHIEVABLE (above 100 %MSO)"
+            rows.append(
+                (
+                    f"adjusted intensity, {name}",
+                    f"{result['adjusted_percent_mso']:.1f} %MSO{flag}: {result.get('formula')}",
+                )
+            )
+            rows.append((f"source ({name})", result.get("source")))
+            caveats += [c for c in result.get("caveats", []) if c not in caveats]
+        parts.append(_table(rows))
+        parts.append("<ul>" + "".join(f"<li>{_e(c)}</li>" for c in caveats) + "</ul>")
+    return "".join(parts)
+
+
 _CHECKLIST = (
     "The green target lies on the orange activation cluster (3D views and slices).",
     "The target lies inside the cyan ROI outline.",
@@ -456,6 +519,7 @@ def _render_html(
             f"{_e(_VIEW_CAPTIONS['slices'])}: crosshair and green dot at the target, activation "
             "above threshold in red-yellow, ROI outline in cyan.</figcaption></figure>"
         )
+    parts.append(_clinic_section(record))
     parts.append(_source_tables(record))
     if scene_html:
         parts.append(f"<script>{_STATUS_SCRIPT}</script>")
@@ -633,6 +697,8 @@ def make_report(
         brain_mesh = _decimated(
             isosurface_from_img(brain_img, 0.5, name="brain_img"), 60_000, name="brain_img"
         )
+    if landmarks is None and (record.get("eeg1020") or {}).get("positions"):
+        landmarks = _cap_landmarks(record)
     layers = {
         "brain_mesh": brain_mesh,
         "activation_img": activation_img,
@@ -665,6 +731,33 @@ def make_report(
     files = [(picture_dir / f"{name}.png", data) for name, data in pictures.items()]
     files.append((out_dir / REPORT_FILENAME, report))
     return _write_all(files, overwrite=overwrite)[-1]
+
+
+_CAP_LABELS = (
+    "Fpz", "Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8",
+    "P7", "P3", "Pz", "P4", "P8", "O1", "Oz", "O2", "FC5", "FC6", "AF3", "AF4",
+)  # fmt: skip
+
+
+def _cap_landmarks(record: Mapping) -> dict:
+    """Cap positions to draw as labelled dots: the midline and the first target's side.
+
+    Labels are drawn over everything, so the other side's would show through the head.
+    """
+    eeg = record["eeg1020"]
+    positions = eeg["positions"]
+    midline = float(np.mean([p[0] for n, p in positions.items() if n.lower().endswith("z")]))
+    entry_x = record["targets"][0]["scalp_mm"][0] if record["targets"] else midline
+    odd = entry_x < midline  # left of the midline in RAS+: odd numbers
+    keep = {}
+    for name in _CAP_LABELS:
+        digits = "".join(c for c in name if c.isdigit())
+        if name in positions and (not digits or (int(digits) % 2 == 1) == odd):
+            keep[name] = positions[name]
+    beam = eeg.get("beam_f3") or {}
+    if odd and beam.get("point_mm"):
+        keep["Beam F3"] = beam["point_mm"]
+    return keep
 
 
 def _write_all(files: Sequence[tuple[Path, bytes]], *, overwrite: bool) -> list[Path]:

@@ -83,7 +83,7 @@ COLORS = {
     "depth line": (0.0, 0.0, 0.0),
     "coil": (0.15, 0.3, 0.85),
     "handle": (0.05, 0.12, 0.45),
-    "landmark": (0.35, 0.35, 0.35),
+    "landmark": (0.08, 0.08, 0.08),  # not the legend background (0.35 grey): readable
 }
 """RGB (0-1) colour of each layer; the target is pure green so tests can find it."""
 
