@@ -144,10 +144,17 @@ def test_activation_and_peaks_are_exclusive(capsys, tmp_path):
     _assert_one_line_error(code, err, "exactly one of --activation")
 
 
-def test_usage_error_exit_code(capsys):
-    code, _, err = _run(capsys, "plan", "--nonsense")
+def test_usage_error_is_one_line_with_a_hint(capsys, tmp_path):
+    code, _, err = _run(capsys, "plan", "--nonsense", "--out", str(tmp_path / "o"))
     assert code == 2
-    assert "usage" in err
+    assert err == (
+        "tmsplan: error: unrecognized arguments: --nonsense (see 'tmsplan plan --help')\n"
+    )
+    code, _, err = _run(capsys, "plan", "--target-mni", "1", "2", "--out", str(tmp_path / "o"))
+    assert code == 2 and len(err.splitlines()) == 1 and "usage" not in err
+    assert "--target-mni" in err and "tmsplan plan --help" in err
+    code, _, err = _run(capsys)
+    assert code == 2 and err.startswith("tmsplan: error:") and "'tmsplan --help'" in err
 
 
 def test_map_in_another_space_is_refused(capsys, tmp_path):
