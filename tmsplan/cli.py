@@ -501,12 +501,14 @@ def _interrupted_line() -> str:
     return f"tmsplan: interrupted; only {names} had been written in full, nothing else."
 
 
-def _ignore_interrupts() -> None:
-    """Exiting after Ctrl-C: a second Ctrl-C must not cut the one-line message."""
+def _interrupted() -> int:
+    """Say in one line that the run was interrupted, and what (if anything) it wrote."""
     import threading
 
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():  # a second Ctrl-C: ignored
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print(_interrupted_line(), file=sys.stderr)
+    return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -543,10 +545,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_warnings(caught)
         return code
     except KeyboardInterrupt:
-        _ignore_interrupts()
-        print(_interrupted_line(), file=sys.stderr)
-        return 130
+        return _interrupted()
     except TmsplanError as exc:
+        if interrupts.received():  # an interrupt a library swallowed broke its result
+            return _interrupted()
         if debug:
             raise
         print(f"tmsplan: error: {_flag_message(str(exc))}", file=sys.stderr)
@@ -556,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
         return 0
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback
+        if interrupts.received():
+            return _interrupted()
         if debug:
             raise
         print(

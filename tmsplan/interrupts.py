@@ -7,7 +7,11 @@ happened. The command line therefore installs :func:`handler`, which raises
 :class:`KeyboardInterrupt` *and records the interrupt*; :func:`checkpoint`
 re-raises a recorded interrupt at safe points between stages, above all just
 before a plan folder is moved into place (:func:`tmsplan.outputs.staged_folder`),
-so a swallowed interrupt can delay the exit but never lets a run finish.
+so a swallowed interrupt can delay the exit but never lets a run finish. A
+KeyboardInterrupt that Python can only report as "Exception ignored in ..." (a
+callback from C, such as rtree's ctypes stream loader, or a ``__del__``) is not
+printed while the handler is installed: it is recorded, and the next checkpoint
+raises it.
 
 Library use from Python is unaffected: without :func:`install` nothing is
 recorded and :func:`checkpoint` does nothing (apart from the private test hook).
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -43,6 +48,7 @@ class _State:
         self.deferring = 0  # depth of deferred() sections
         self.written: list[Path] = []  # outputs completed (moved into place, replaced)
         self.previous: object = None  # handler before install()
+        self.previous_hook: object = None  # sys.unraisablehook before install()
         self.installed = False
 
 
@@ -74,14 +80,26 @@ def install() -> None:
     previous = signal.signal(signal.SIGINT, handler)
     if not _state.installed:
         _state.previous = previous
+        _state.previous_hook = sys.unraisablehook
+        sys.unraisablehook = _unraisable
         _state.installed = True
 
 
 def uninstall() -> None:
-    """Put back the SIGINT handler that was there before :func:`install`."""
+    """Put back the SIGINT handler (and unraisable hook) from before :func:`install`."""
     if _state.installed and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _state.previous)  # type: ignore[arg-type]
+        if sys.unraisablehook is _unraisable:
+            sys.unraisablehook = _state.previous_hook  # type: ignore[assignment]
         _state.installed = False
+
+
+def _unraisable(unraisable: object) -> None:
+    """Keep quiet about an interrupt raised where Python cannot propagate it."""
+    if isinstance(getattr(unraisable, "exc_value", None), KeyboardInterrupt) and _state.received:
+        return  # recorded: the next checkpoint raises it where it can propagate
+    hook = _state.previous_hook or sys.__unraisablehook__
+    hook(unraisable)  # type: ignore[operator]
 
 
 def received() -> int:
