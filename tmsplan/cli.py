@@ -341,8 +341,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     check_replaceable_folder(args.out, overwrite=args.force, marker=RECORD_MARKER)
     print(
         "demo: cocaine cue-reactivity map rebuilt from the seed review's Table 1 peaks, "
-        f"ROI {args.roi}, embedded MNI152NLin6Asym head",
-        file=sys.stderr,
+        f"ROI {args.roi}, embedded MNI152NLin6Asym head",  # stdout: stderr is for problems
     )
     return _plan_and_write(
         args,
