@@ -256,6 +256,7 @@ def _summary(record: dict, out: Path) -> str:
 
 
 def _plan_kwargs(args: argparse.Namespace) -> dict:
+    _resolve_defaults(args)  # idempotent; main() has normally done it
     return {
         "threshold": args.threshold,
         "sign": args.sign,
@@ -486,8 +487,8 @@ def _check_before_work(args: argparse.Namespace) -> None:
     """Cheap checks of where and what to write, before anything is planned or imported."""
     from tmsplan.outputs import check_output_location
 
-    if isinstance(getattr(args, "out", None), Path):
-        check_output_location(args.out)
+    if isinstance(getattr(args, "out", None), Path):  # plan folders are staged beside --out
+        check_output_location(args.out, staged=args.command in ("plan", "demo"))
     if isinstance(getattr(args, "formats", None), str):
         _check_formats(args.formats)
 

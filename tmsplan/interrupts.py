@@ -153,7 +153,8 @@ def deferred() -> Iterator[None]:
 
 def note_written(path: str | os.PathLike) -> None:
     """Record that an output is complete (so an interrupt message can say so)."""
-    _state.written.append(Path(path))
+    if _state.installed:
+        _state.written.append(Path(path))
 
 
 def written() -> list[Path]:

@@ -255,17 +255,23 @@ def check_replaceable_folder(
     return path
 
 
-def check_output_location(path: str | os.PathLike) -> Path:
+def check_output_location(path: str | os.PathLike, *, staged: bool = False) -> Path:
     """Check that an output (file or folder) can be created at ``path``; return it resolved.
 
-    Cheap and done before any work: the nearest existing folder above ``path``
-    must be a folder in which this process can create entries (tried for real
-    with an empty hidden folder, removed at once, so read-only file systems,
-    ``/proc`` and missing permissions are all caught).
+    Cheap and done before any work: the folder where entries will be created
+    must be one in which this process can create them (tried for real with an
+    empty hidden folder, removed at once, so read-only file systems, ``/proc``
+    and missing permissions are all caught). That folder is ``path`` itself when
+    it is an existing folder written into, otherwise the nearest existing folder
+    above it.
 
     Parameters
     ----------
     path : str or os.PathLike
+    staged : bool, keyword-only
+        ``path`` is a folder filled beside itself and moved into place
+        (:func:`staged_folder`), so its parent is where entries are created even
+        when ``path`` exists.
 
     Returns
     -------
@@ -277,7 +283,7 @@ def check_output_location(path: str | os.PathLike) -> Path:
         ``path`` cannot be created or written.
     """
     path = Path(path).resolve()
-    above = path.parent
+    above = path if (path.is_dir() and not staged) else path.parent
     while not above.exists() and above != above.parent:
         above = above.parent
     if not above.is_dir():
