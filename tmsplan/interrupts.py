@@ -92,6 +92,7 @@ def uninstall() -> None:
         if sys.unraisablehook is _unraisable:
             sys.unraisablehook = _state.previous_hook  # type: ignore[assignment]
         _state.installed = False
+        _state.received = 0
 
 
 def _unraisable(unraisable: object) -> None:
@@ -123,7 +124,7 @@ def checkpoint(stage: str) -> None:
     KeyboardInterrupt
         An interrupt was recorded (and swallowed somewhere) since :func:`install`.
     """
-    if _state.received and not _state.deferring:
+    if _state.installed and _state.received and not _state.deferring:
         raise KeyboardInterrupt
     hook = os.environ.get(_PAUSE_ENV)
     if hook:
