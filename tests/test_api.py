@@ -93,6 +93,12 @@ def test_errors_about_images_name_the_python_parameter(tmp_path):
         ("lower the threshold or check the sign.", "lower the threshold or check the sign."),
         ("the activation map's header says so.", "the activation map's header says so."),
         ("sub-01_t1 and roi_mask differ.", "sub-01_t1 and --roi-mask differ."),
+        ("see t1.nii.gz and target.json", "see t1.nii.gz and target.json"),
+        (
+            "it is not replaced even with overwrite=True.",
+            "it is not replaced even with --force.",
+        ),
+        ("threshold=3.5 is above the peak.", "--threshold 3.5 is above the peak."),
     ],
 )
 def test_cli_turns_parameters_into_flags(library, cli):

@@ -6,7 +6,7 @@ from tmsplan.outputs import staged_folder, write_text
 
 def test_write_text_refuses_existing(tmp_path):
     path = write_text(tmp_path / "a.txt", "one\n")
-    with pytest.raises(OutputExistsError, match="--force"):
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
         write_text(path, "two\n")
     assert path.read_text() == "one\n"
     write_text(path, "two\n", overwrite=True)

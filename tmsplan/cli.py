@@ -84,9 +84,9 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="Z",
         help=(
-            "with --peaks (and demo): the study's threshold that the table's cluster volumes "
-            "refer to, used to rebuild the map (default: the --threshold default, "
-            "independent of --threshold)"
+            "with --peaks (and demo): the study's z threshold that the table's cluster "
+            "volumes refer to, used only to rebuild the map (default: the default of "
+            "--threshold, whatever --threshold is set to)"
         ),
     )
     parser.add_argument(
@@ -440,8 +440,9 @@ _WORD_FLAGS = {
     "overwrite": "--force",
 }
 _PARAMETER = re.compile(
-    r"(?<![\w.\-'/])(?P<name>[a-z][a-z0-9_]*)(?:=(?P<quote>'?)(?P<value>[\w.\-]+)(?P=quote))?"
-    r"(?![\w\-/'])"
+    r"(?<![\w.\-'/])(?P<name>[a-z][a-z0-9_]*)"  # a word, not inside a path or name
+    r"(?:=(?P<quote>'?)(?P<value>[\w\-]+(?:\.[\w\-]+)*)(?P=quote))?"  # =value, ='value'
+    r"(?![\w\-/']|\.\w)"
 )
 
 

@@ -149,8 +149,8 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(
-            f"output '{path}' already exists; choose another path or pass --force "
-            "(overwrite=True) to replace it."
+            f"output '{path}' already exists; choose another path or pass overwrite=True "
+            "to replace it."
         )
     return path
 
@@ -246,7 +246,8 @@ def check_replaceable_folder(
     if marker is not None and any(path.iterdir()) and not (path / marker).is_file():
         raise OutputExistsError(
             f"output folder '{path}' is not empty and holds no {marker}, so it was not "
-            "written by tmsplan; it is not replaced even with --force. Choose a new folder."
+            "written by tmsplan; it is not replaced even with overwrite=True. Choose a new "
+            "folder."
         )
     if path == Path.cwd() or path in Path.cwd().parents:
         raise OutputExistsError(
