@@ -63,7 +63,7 @@ def _is_dead(pid: int, host: str) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except OSError:  # e.g. another user's live process
+    except (OSError, OverflowError):  # another user's live process; no such pid number
         return False
     return False
 
