@@ -77,7 +77,7 @@ def test_empty_intersection_is_a_clear_error():
 
 def test_too_high_threshold():
     act = asymmetric_map()
-    with pytest.raises(ActivationError, match="lower --threshold"):
+    with pytest.raises(ActivationError, match="lower the threshold"):
         select_target(act, sphere_mask((-30, 10, 20), 12, act), frame=FRAME, threshold=50)
 
 

@@ -1,9 +1,15 @@
 """The command line: one clear line on stderr for every bad input, nothing half-written."""
 
 import gzip
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 from _phantoms import asymmetric_map
 
 from tmsplan.cli import main
@@ -144,10 +150,17 @@ def test_activation_and_peaks_are_exclusive(capsys, tmp_path):
     _assert_one_line_error(code, err, "exactly one of --activation")
 
 
-def test_usage_error_exit_code(capsys):
-    code, _, err = _run(capsys, "plan", "--nonsense")
+def test_usage_error_is_one_line_with_a_hint(capsys, tmp_path):
+    code, _, err = _run(capsys, "plan", "--nonsense", "--out", str(tmp_path / "o"))
     assert code == 2
-    assert "usage" in err
+    assert err == (
+        "tmsplan: error: unrecognized arguments: --nonsense (see 'tmsplan plan --help')\n"
+    )
+    code, _, err = _run(capsys, "plan", "--target-mni", "1", "2", "--out", str(tmp_path / "o"))
+    assert code == 2 and len(err.splitlines()) == 1 and "usage" not in err
+    assert "--target-mni" in err and "tmsplan plan --help" in err
+    code, _, err = _run(capsys)
+    assert code == 2 and err.startswith("tmsplan: error:") and "'tmsplan --help'" in err
 
 
 def test_map_in_another_space_is_refused(capsys, tmp_path):
@@ -193,3 +206,85 @@ def test_force_does_not_delete_a_data_folder(capsys, tmp_path):
     )
     _assert_one_line_error(code, err, "not written by tmsplan")
     assert (data / "T1w.nii.gz").read_bytes() == b"scan"
+
+
+def _no_planning(monkeypatch):
+    import tmsplan.plan
+
+    def fail(*args, **kwargs):
+        raise AssertionError("planning started before the checks")
+
+    monkeypatch.setattr(tmsplan.plan, "plan_target", fail)
+
+
+def test_unwritable_out_is_refused_at_once(tmp_path):
+    import tmsplan
+
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs /proc")
+    env = dict(os.environ, PYTHONPATH=str(Path(tmsplan.__file__).resolve().parents[1]))
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "tmsplan", "plan", "--target-mni", "-38", "44", "26"]
+        + ["--out", "/proc/x"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith("tmsplan: error: output '/proc/x' cannot be created")
+    assert seconds < 2.0  # refused before planning (which takes several seconds)
+
+
+def test_out_under_a_file_is_refused_before_planning(capsys, tmp_path, monkeypatch):
+    _no_planning(monkeypatch)
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "plan"
+    code, _, err = _run(capsys, "plan", "--target-mni", "1", "2", "3", "--out", str(out))
+    _assert_one_line_error(code, err, "is a file, not a folder")
+
+
+def test_unknown_format_is_refused_before_planning(capsys, tmp_path, monkeypatch):
+    _no_planning(monkeypatch)
+    out = tmp_path / "plan"
+    code, _, err = _run(capsys, "demo", "--formats", "localite,navigatorx", "--out", str(out))
+    _assert_one_line_error(code, err, "--formats: unknown format 'navigatorx'", out)
+    assert "localite" in err  # the valid names are listed
+
+
+def test_peaks_threshold_needs_peaks(capsys, tmp_path):
+    code, _, err = _run(
+        capsys,
+        "plan",
+        "--target-mni",
+        "1",
+        "2",
+        "3",
+        "--peaks-threshold",
+        "3",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    _assert_one_line_error(code, err, "--peaks-threshold applies only")
+
+
+def test_threshold_does_not_change_the_map_rebuilt_from_peaks(capsys, tmp_path):
+    import json
+
+    from tmsplan.bundled import atlas_dir
+
+    peaks = atlas_dir() / "peaks/zhang2018_cocaine_cue_table1.tsv"
+    common = ["plan", "--peaks", str(peaks), "--roi", "cocaine_mfg_l", "--no-report"]
+    common += ["--formats", "none", "--threshold", "4"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--peaks-threshold", "2.5", "--out", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    a = json.loads((tmp_path / "a" / "target.json").read_text())["activation"]
+    b = json.loads((tmp_path / "b" / "target.json").read_text())["activation"]
+    assert a["threshold"] == b["threshold"] == 4.0  # the cluster-forming threshold
+    assert "z=3.1 " in a["generated_from"]["construction"]  # the map: the table's own
+    assert "z=2.5 " in b["generated_from"]["construction"]

@@ -6,7 +6,7 @@ from tmsplan.outputs import staged_folder, write_text
 
 def test_write_text_refuses_existing(tmp_path):
     path = write_text(tmp_path / "a.txt", "one\n")
-    with pytest.raises(OutputExistsError, match="--force"):
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
         write_text(path, "two\n")
     assert path.read_text() == "one\n"
     write_text(path, "two\n", overwrite=True)
@@ -77,3 +77,19 @@ def test_current_folder_is_never_replaced(tmp_path, monkeypatch):
             pass
     assert (tmp_path / "target.json").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["target.json"]
+
+
+def test_output_location_is_probed_where_entries_are_created(tmp_path):
+    from tmsplan.errors import OutputError
+    from tmsplan.outputs import check_output_location
+
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    assert check_output_location(folder / "new" / "deeper") == folder / "new" / "deeper"
+    assert check_output_location(folder) == folder  # written into
+    assert check_output_location(folder, staged=True) == folder  # staged beside it
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        check_output_location(tmp_path / "afile" / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "existing"]  # no probe left
+    assert list(folder.iterdir()) == []

@@ -180,3 +180,54 @@ def test_nonlinear_registration_writes_composites(tmp_path, known, patient_lps):
     # the inverse composite is the T1 -> MNI file: refused by name where MNI -> T1 is due
     with pytest.raises(RegistrationError, match="opposite"):
         load_mni_to_subject(written[1])
+
+
+def _running(pid):
+    """True while ``pid`` runs (a zombie waiting to be reaped has ended)."""
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_the_registration_child_dies_with_its_parent(tmp_path):
+    """A killed plan must not leave ANTs running: the child follows its parent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import tmsplan
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc")
+    pid_file = tmp_path / "child.pid"
+    child = (
+        "import os, sys, time; from tmsplan.registration import _die_with_parent; "
+        "_die_with_parent(int(sys.argv[1])); "
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    )
+    parent = (
+        "import os, subprocess, sys, time; "
+        f"subprocess.Popen([sys.executable, '-c', {child!r}, str(os.getpid())]); time.sleep(120)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(tmsplan.__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-c", parent], env=env)
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline and proc.poll() is None, "the child never started"
+        time.sleep(0.05)
+    child_pid = int(pid_file.read_text())
+    proc.kill()  # SIGKILL: the parent cannot stop its child itself
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while _running(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survived = _running(child_pid)
+    if survived:
+        os.kill(child_pid, signal.SIGKILL)
+    assert not survived

@@ -301,3 +301,27 @@ def test_sphere_scalp_builder_is_outward(render_scalp):
     centres = render_scalp.triangles_center
     assert np.all(np.einsum("ij,ij->i", render_scalp.face_normals, centres) > 0)
     assert _sphere_mesh(10.0, 1).is_watertight
+
+
+def test_every_listed_layer_is_in_the_scene(plotter):
+    _, plot = plotter
+    expected = plot._tmsplan_layers
+    for layer in ("scalp", "brain", "activation", "roi", "target-0", "entry-0", "coil-0"):
+        assert layer in expected
+    scene.check_layers(plot, expected)  # all there, visible, with points
+
+
+def test_a_picture_missing_a_layer_fails(tmp_path, render_scalp, render_brain, monkeypatch):
+    from tmsplan.errors import RenderError
+
+    record = _synthetic_record()
+    real = scene._screenshot
+
+    def screenshot_losing_the_brain(plot):
+        plot.remove_actor("brain")  # as if the brain surface had not been drawn
+        return real(plot)
+
+    monkeypatch.setattr(scene, "_screenshot", screenshot_losing_the_brain)
+    with pytest.raises(RenderError, match="lacks layer brain"):
+        scene.render_views(record, render_scalp, tmp_path, views=("left",), brain_mesh=render_brain)
+    assert list(tmp_path.iterdir()) == []

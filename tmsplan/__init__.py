@@ -14,7 +14,6 @@ The public API is small and imported lazily (``import tmsplan`` is cheap):
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 __version__ = "0.1.0"
 
@@ -39,15 +38,40 @@ _PUBLIC = {
     "write_record": "tmsplan.record",
     "validate_record": "tmsplan.record_checks",
     "export_record": "tmsplan.export",
+    "export_all": "tmsplan.export",
+    "read_export": "tmsplan.export",
+    "register_mni_to_t1": "tmsplan.registration",
+    "load_mni_to_subject": "tmsplan.transforms",
+    "MniToSubject": "tmsplan.transforms",
+    "report_record": "tmsplan.review",
+    "view_record": "tmsplan.review",
+    "group_picture": "tmsplan.review",
     "load_mni_head": "tmsplan.bundled",
     "load_mni_brain_mask": "tmsplan.bundled",
+    # errors users catch, and the warnings tmsplan issues
     "TmsplanError": "tmsplan.errors",
+    "ImageError": "tmsplan.errors",
+    "SpaceError": "tmsplan.errors",
+    "RoiError": "tmsplan.errors",
+    "ActivationError": "tmsplan.errors",
+    "EmptyIntersectionError": "tmsplan.errors",
+    "HeadSurfaceError": "tmsplan.errors",
+    "UnreachableTargetError": "tmsplan.errors",
+    "PoseError": "tmsplan.errors",
+    "FormatError": "tmsplan.errors",
+    "OutputExistsError": "tmsplan.errors",
+    "OutputError": "tmsplan.errors",
+    "RegistrationError": "tmsplan.errors",
+    "RecordError": "tmsplan.errors",
+    "RenderError": "tmsplan.errors",
+    "TmsplanWarning": "tmsplan.errors",
+    "PlanWarning": "tmsplan.errors",
 }
 
 __all__ = ["__version__", *_PUBLIC]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'tmsplan' has no attribute {name!r}")

@@ -392,8 +392,8 @@ def select_target(
     if not above.any():
         raise ActivationError(
             f"no voxel of the activation map passes the threshold ({sign} > {threshold}; "
-            f"the map's {sign} maximum is {signed.max():.3g}); lower --threshold or check "
-            "--sign."
+            f"the map's {sign} maximum is {signed.max():.3g}); lower the threshold or check "
+            "the sign."
         )
     roi = resample_to_img(
         roi_mask,
@@ -414,7 +414,7 @@ def select_target(
         raise EmptyIntersectionError(
             f"no supra-threshold voxel of the activation map lies inside {roi_label} "
             f"({sign} > {threshold}; the map's best value inside it is {best_inside:.3g}); "
-            "lower --threshold, choose another ROI, or check that map and ROI are in the "
+            "lower the threshold, choose another ROI, or check that map and ROI are in the "
             "same space."
         )
     labels, n_clusters = ndimage.label(candidate, structure=_CONNECTIVITY)

@@ -1,22 +1,27 @@
 """The ``tmsplan`` command: a thin layer over the public API.
 
 Every subcommand is ``main(argv) -> int``-testable in-process. Errors raised on
-purpose (:class:`tmsplan.errors.TmsplanError`) become one line on stderr and exit
-code 1; usage errors exit 2; anything unexpected is reported in one line too
-(``--debug`` shows the traceback).
+purpose (:class:`tmsplan.errors.TmsplanError`) become one line on stderr, with the
+Python parameter names of library messages turned into flags, and exit code 1;
+usage errors are one line plus a hint and exit 2; anything unexpected is reported
+in one line too (``--debug`` shows the traceback). Ctrl-C at any moment exits 130
+with one line (see :mod:`tmsplan.interrupts`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import re
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from tmsplan import __version__
-from tmsplan.errors import TmsplanError, TmsplanWarning
+from tmsplan import __version__, interrupts
+from tmsplan.errors import FormatError, TmsplanError, TmsplanWarning
 
 __all__ = ["main", "build_parser"]
 
@@ -25,21 +30,64 @@ DEMO_ROI = "cocaine_mfg_l"
 RECORD_MARKER = "target.json"  # a folder holding it was written by tmsplan
 
 
-def _add_plan_options(parser: argparse.ArgumentParser) -> None:
-    from tmsplan.activation import DEFAULT_THRESHOLD
-    from tmsplan.projection import (
-        DEFAULT_COIL_SKIN_DISTANCE_MM,
-        DEFAULT_HANDLE_ANGLE_DEG,
-        DEFAULT_MAX_DEPTH_MM,
-    )
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line plus a hint, not the whole usage block."""
 
+    def error(self, message: str, prog: str | None = None):  # noqa: D102 - argparse API
+        self.exit(2, f"tmsplan: error: {message} (see '{prog or self.prog} --help')\n")
+
+    def parse_args(self, args=None, namespace=None):  # noqa: D102 - argparse API
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # the hint names the subcommand whose options were wrong
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else None
+            self.error(f"unrecognized arguments: {' '.join(extras)}", prog)
+        return parsed
+
+
+class _Default:
+    """A default read from a tmsplan module only when used.
+
+    Parsing arguments then imports nothing heavy, so the checks before work
+    (``--out``, ``--formats``) answer at once; :func:`_resolve_defaults` turns
+    these into values after the checks.
+    """
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    @property
+    def value(self) -> float:
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def __str__(self) -> str:  # shown by --help as %(default)s
+        return f"{self.value:g}"
+
+
+def _resolve_defaults(args: argparse.Namespace) -> None:
+    for key, value in vars(args).items():
+        if isinstance(value, _Default):
+            setattr(args, key, value.value)
+
+
+def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder (must not exist)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
     parser.add_argument(
         "--threshold",
         type=float,
-        default=DEFAULT_THRESHOLD,
-        help=f"cluster-forming threshold on the map (default {DEFAULT_THRESHOLD})",
+        default=_Default("tmsplan.activation", "DEFAULT_THRESHOLD"),
+        help="cluster-forming threshold on the map (default %(default)s)",
+    )
+    parser.add_argument(
+        "--peaks-threshold",
+        type=float,
+        metavar="Z",
+        help=(
+            "with --peaks (and demo): the study's z threshold that the table's cluster "
+            "volumes refer to, used only to rebuild the map (default: the default of "
+            "--threshold, whatever --threshold is set to)"
+        ),
     )
     parser.add_argument(
         "--sign",
@@ -56,23 +104,23 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--coil-skin-distance",
         type=float,
-        default=DEFAULT_COIL_SKIN_DISTANCE_MM,
+        default=_Default("tmsplan.projection", "DEFAULT_COIL_SKIN_DISTANCE_MM"),
         metavar="MM",
-        help=f"coil centre to skin, mm (default {DEFAULT_COIL_SKIN_DISTANCE_MM:g})",
+        help="coil centre to skin, mm (default %(default)s)",
     )
     parser.add_argument(
         "--handle-angle",
         type=float,
-        default=DEFAULT_HANDLE_ANGLE_DEG,
+        default=_Default("tmsplan.projection", "DEFAULT_HANDLE_ANGLE_DEG"),
         metavar="DEG",
-        help=f"handle angle from the midsagittal plane (default {DEFAULT_HANDLE_ANGLE_DEG:g})",
+        help="handle angle from the midsagittal plane (default %(default)s)",
     )
     parser.add_argument(
         "--max-depth",
         type=float,
-        default=DEFAULT_MAX_DEPTH_MM,
+        default=_Default("tmsplan.projection", "DEFAULT_MAX_DEPTH_MM"),
         metavar="MM",
-        help=f"deepest reachable target, mm (default {DEFAULT_MAX_DEPTH_MM:g})",
+        help="deepest reachable target, mm (default %(default)s)",
     )
     parser.add_argument(
         "--formats",
@@ -97,7 +145,7 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with all subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tmsplan",
         description=(
             "Plan TMS targets for drug-craving research: activation map x craving ROI -> "
@@ -283,12 +331,11 @@ def _summary(record: dict, out: Path) -> str:
             f"  intensity: {dose['adjusted_percent_mso']:.1f} %MSO{flag} (Stokes; sphere model "
             f"{dose['methods']['sphere']['adjusted_percent_mso']:.1f} %MSO); see the report"
         )
-    for warning in record["warnings"]:
-        lines.append(f"  warning: {warning}")
-    return "\n".join(lines)
+    return "\n".join(lines)  # the record's warnings are shown once, on stderr, by main()
 
 
 def _plan_kwargs(args: argparse.Namespace) -> dict:
+    _resolve_defaults(args)  # idempotent; main() has normally done it
     return {
         "threshold": args.threshold,
         "sign": args.sign,
@@ -305,9 +352,10 @@ def _activation(args: argparse.Namespace, peaks: Path | None) -> dict:
     """Keyword arguments giving plan_target its map: a NIfTI, or one built from peaks."""
     if peaks is None:
         return {"activation": args.activation}
-    from tmsplan.activation import mni_map_from_peak_table
+    from tmsplan.activation import DEFAULT_THRESHOLD, mni_map_from_peak_table
 
-    img, provenance = mni_map_from_peak_table(peaks, threshold=args.threshold)
+    threshold = DEFAULT_THRESHOLD if args.peaks_threshold is None else args.peaks_threshold
+    img, provenance = mni_map_from_peak_table(peaks, threshold=threshold)
     return {"activation": img, "activation_source": provenance}
 
 
@@ -315,7 +363,9 @@ def _plan_and_write(args: argparse.Namespace, **plan_args) -> int:
     """Plan with the shared options of ``plan``/``demo``, write the folder, summarise."""
     from tmsplan.plan import plan_target, write_plan
 
+    interrupts.checkpoint("planning")
     plan = plan_target(**plan_args, **_plan_kwargs(args))
+    interrupts.checkpoint("writing")
     record = write_plan(
         plan,
         args.out,
@@ -339,6 +389,13 @@ def _run_plan(args: argparse.Namespace) -> int:
     if (args.activation or args.peaks) and not (args.roi or args.roi_mask):
         raise TmsplanError(
             "an activation map needs an ROI: --roi ID (see 'tmsplan rois') or --roi-mask."
+        )
+    if args.peaks_threshold is not None and args.peaks is None:
+        raise TmsplanError("--peaks-threshold applies only to a map rebuilt from --peaks.")
+    if args.peaks is not None and args.activation_space != "MNI":
+        raise TmsplanError(
+            "--activation-space T1w does not apply to --peaks: a map rebuilt from a peak "
+            "table is in MNI space."
         )
     check_replaceable_folder(args.out, overwrite=args.force, marker=RECORD_MARKER)
     return _plan_and_write(
@@ -367,8 +424,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     check_replaceable_folder(args.out, overwrite=args.force, marker=RECORD_MARKER)
     print(
         "demo: cocaine cue-reactivity map rebuilt from the seed review's Table 1 peaks, "
-        f"ROI {args.roi}, embedded MNI152NLin6Asym head",
-        file=sys.stderr,
+        f"ROI {args.roi}, embedded MNI152NLin6Asym head",  # stdout: stderr is for problems
     )
     return _plan_and_write(
         args,
@@ -547,13 +603,112 @@ _COMMANDS = {
 
 
 def _print_warnings(caught: list) -> None:
-    """Print tmsplan's own warnings, one line each (library warnings stay quiet)."""
+    """Print tmsplan's own warnings once each, one line each (library warnings stay quiet)."""
     seen = set()
     for item in caught:
-        text = str(item.message)
+        text = _flag_message(str(item.message))
         if issubclass(item.category, TmsplanWarning) and text not in seen:
             seen.add(text)
             print(f"tmsplan: warning: {text}", file=sys.stderr)
+
+
+_FLAGS = {
+    # Python parameter of the library -> its command-line flag, for error lines
+    "coil_skin_distance_mm": "--coil-skin-distance",
+    "handle_angle_deg": "--handle-angle",
+    "max_depth_mm": "--max-depth",
+    "target_mni": "--target-mni",
+    "target_t1": "--target-t1",
+    "roi_mask": "--roi-mask",
+    "mni_to_t1": "--mni-to-t1",
+    "xfm_kind": "--xfm-kind",
+    "xfm_moving": "--xfm-moving",
+    "activation_space": "--activation-space",
+    "target_name": "--target-name",
+    "t1": "--t1",
+    "peaks_threshold": "--peaks-threshold",
+}
+# plain words that are parameters only as "word=value", "word:" or "word must" at the start
+_WORD_FLAGS = {
+    "activation": "--activation",
+    "threshold": "--threshold",
+    "sign": "--sign",
+    "rule": "--rule",
+    "register": "--register",
+    "formats": "--formats",
+    "overwrite": "--force",
+}
+_PARAMETER = re.compile(
+    r"(?<![\w.\-'/])(?P<name>[a-z][a-z0-9_]*)"  # a word, not inside a path or name
+    r"(?:=(?P<quote>'?)(?P<value>[\w\-]+(?:\.[\w\-]+)*)(?P=quote))?"  # =value, ='value'
+    r"(?![\w\-/']|\.\w)"
+)
+
+
+def _flag_message(text: str) -> str:
+    """A library message with its Python parameter names turned into command-line flags.
+
+    ``max_depth_mm must be ...`` -> ``--max-depth must be ...``;
+    ``activation_space='T1w'`` -> ``--activation-space T1w``; ``register=True`` ->
+    ``--register``. Plain words (``threshold``) count as parameters only with a value
+    (``threshold=3``) or as the message's subject (``threshold must ...``, ``activation: ...``).
+    """
+
+    def flag(match: re.Match) -> str:
+        name, value = match["name"], match["value"]
+        subject = match.start() == 0 and re.match(r"(:| must\b)", text[match.end() :])
+        option = _FLAGS.get(name) or (
+            _WORD_FLAGS.get(name) if (value is not None or subject) else None
+        )
+        if option is None:
+            return match.group(0)
+        if value is None or value == "True":
+            return option
+        return f"{option} {value}"
+
+    return _PARAMETER.sub(flag, text)
+
+
+def _check_formats(text: str) -> None:
+    names = _formats(text)
+    if not names:
+        return
+    from tmsplan.export import FORMATS
+
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown:
+        raise FormatError(
+            f"--formats: unknown format {', '.join(map(repr, unknown))}; valid formats are "
+            f"{', '.join(FORMATS)}, or 'all' or 'none'."
+        )
+
+
+def _check_before_work(args: argparse.Namespace) -> None:
+    """Cheap checks of where and what to write, before anything is planned or imported."""
+    from tmsplan.outputs import check_output_location
+
+    if isinstance(getattr(args, "out", None), Path):  # plan folders are staged beside --out
+        check_output_location(args.out, staged=args.command in ("plan", "demo"))
+    if isinstance(getattr(args, "formats", None), str):
+        _check_formats(args.formats)
+
+
+def _interrupted_line() -> str:
+    done = interrupts.written()
+    if not done:
+        return "tmsplan: interrupted; nothing was written."
+    names = ", ".join(f"'{path}'" for path in done[:3]) + (" …" if len(done) > 3 else "")
+    return f"tmsplan: interrupted; only {names} had been written in full, nothing else."
+
+
+def _interrupted() -> int:
+    """Say in one line that the run was interrupted, and what (if anything) it wrote."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread():  # a second Ctrl-C: ignored
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print(_interrupted_line(), file=sys.stderr)
+    return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -567,33 +722,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 1 on a planning error, 2 on a usage error.
+        0 on success, 1 on a planning error, 2 on a usage error, 130 when
+        interrupted (Ctrl-C).
     """
-    parser = build_parser()
+    interrupts.install()
+    debug = False
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse prints its own one-line usage error
-        return int(exc.code or 0)
-    try:
+        interrupts.checkpoint("start")
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or a one-line usage error
+            return exc.code if isinstance(exc.code, int) else 2 if exc.code else 0
+        debug = args.debug
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            _check_before_work(args)
+            interrupts.checkpoint("checked")
+            _resolve_defaults(args)
             code = _COMMANDS[args.command](args)
+            interrupts.checkpoint("done")  # an interrupt some library swallowed ends here
         _print_warnings(caught)
         return code
-    except TmsplanError as exc:
-        if args.debug:
-            raise
-        print(f"tmsplan: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        print("tmsplan: interrupted; nothing was written.", file=sys.stderr)
-        return 130
+        return _interrupted()
+    except TmsplanError as exc:
+        if interrupts.received():  # an interrupt a library swallowed broke its result
+            return _interrupted()
+        if debug:
+            raise
+        print(f"tmsplan: error: {_flag_message(str(exc))}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # e.g. 'tmsplan rois | head': the reader stopped reading
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
         return 0
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback
-        if args.debug:
+        if interrupts.received():
+            return _interrupted()
+        if debug:
             raise
         print(
             f"tmsplan: internal error ({type(exc).__name__}: {exc}); no plan folder was "
@@ -601,3 +768,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        interrupts.uninstall()

@@ -2,8 +2,9 @@
 
 Every error a user can trigger derives from :class:`TmsplanError` and from the
 builtin exception that fits it, so callers can catch either. Messages say what
-was wrong, what was expected, and what to do; the command line prints them as
-one line and exits non-zero.
+was wrong, what was expected, and what to do, naming the Python parameter
+(``max_depth_mm``); the command line prints them as one line with the
+parameter's flag (``--max-depth``) and exits non-zero.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ __all__ = [
     "PoseError",
     "FormatError",
     "OutputExistsError",
+    "OutputError",
     "RegistrationError",
     "RecordError",
+    "RenderError",
     "TmsplanWarning",
+    "PlanWarning",
 ]
 
 
@@ -73,6 +77,13 @@ class OutputExistsError(TmsplanError, FileExistsError):
     """An output already exists and overwriting was not allowed."""
 
 
+class OutputError(TmsplanError, OSError):
+    """An output cannot be created where it was asked for (no such folder, no permission)."""
+
+    def __str__(self) -> str:  # OSError would otherwise format (errno, strerror) pairs
+        return str(self.args[0]) if self.args else ""
+
+
 class RegistrationError(TmsplanError, RuntimeError):
     """A transform is of the wrong kind or direction, or a registration failed."""
 
@@ -81,5 +92,13 @@ class RecordError(TmsplanError, ValueError):
     """A plan record (target.json) is invalid, of another schema, or inconsistent."""
 
 
+class RenderError(TmsplanError, RuntimeError):
+    """A picture could not be made completely (a layer of the scene was not drawn)."""
+
+
 class TmsplanWarning(UserWarning):
     """Something the user must know, though planning could go on (the CLI prints it)."""
+
+
+class PlanWarning(TmsplanWarning):
+    """A warning about a plan: also in its record's ``warnings`` list (see ``plan_target``)."""

@@ -133,7 +133,8 @@ def check_img(
     img : str, os.PathLike or nibabel image
         Path to a ``.nii``/``.nii.gz`` file, or an image already in memory.
     name : str
-        Name of the argument, used in error messages (e.g. ``"--activation"``).
+        Name of the argument, used in error messages: the Python parameter
+        (e.g. ``"activation"``); the command line shows its flag instead.
     ndim : int
         Required dimensionality. A 4-D image whose 4th axis has length 1 is
         accepted as 3-D.

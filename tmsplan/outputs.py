@@ -4,18 +4,28 @@ Nothing tmsplan writes is ever half-written: a file is written to a temporary
 name in the same folder and renamed into place; an output folder is filled as a
 hidden staging folder and renamed when complete. Existing outputs are replaced
 only with ``overwrite=True`` (``--force`` on the command line).
+
+Every hidden name (``.<out>.staging.<pid>@<host>.*``, ``.<file>.<pid>@<host>.*.tmp``)
+carries the process that made it: a run killed half-way leaves such a name
+behind, and the next run writing into the same folder removes it (with a
+:class:`~tmsplan.errors.TmsplanWarning`) once that process is gone. A live
+concurrent run's staging is never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import socket
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from tmsplan.errors import OutputExistsError
+from tmsplan import interrupts
+from tmsplan.errors import OutputError, OutputExistsError, TmsplanWarning
 
 __all__ = [
     "write_text",
@@ -23,7 +33,102 @@ __all__ = [
     "staged_folder",
     "check_writable",
     "check_replaceable_folder",
+    "check_output_location",
+    "remove_dead_leftovers",
 ]
+
+_HIDDEN = re.compile(
+    r"^\.(?P<name>.+?)\.(?:(?P<kind>staging|old|probe)\.)?(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]+)"
+    r"\.[a-z0-9_]+(?P<tmp>\.tmp)?$"
+)
+"""A hidden staging folder, moved-aside folder, probe or temporary file of a run."""
+
+_cleaned: set[Path] = set()  # folders already cleaned by this process
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
+def _owner() -> str:
+    """``<pid>@<host>``: which process a hidden name belongs to."""
+    return f"{os.getpid()}@{_host()}"
+
+
+def _is_dead(pid: int, host: str) -> bool:
+    """True only when the process is certainly gone (same host, no such pid)."""
+    if host != _host() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):  # another user's live process; no such pid number
+        return False
+    return False
+
+
+def remove_dead_leftovers(folder: str | os.PathLike) -> list[str]:
+    """Remove what runs killed half-way left in ``folder``; return one note per item.
+
+    Only hidden staging folders, moved-aside folders, probes and temporary files
+    named by a process that no longer runs on this host are touched. A folder an
+    interrupted ``--force`` run had moved aside is put back when its place is
+    still empty. A :class:`~tmsplan.errors.TmsplanWarning` (one line) says what
+    was done.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+
+    Returns
+    -------
+    list of str
+        What was removed or restored.
+    """
+    folder = Path(folder)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    notes: list[str] = []
+    pids: set[int] = set()
+    for entry in entries:
+        match = _HIDDEN.match(entry.name)
+        if match is None or not (match["kind"] or match["tmp"]):
+            continue
+        if not _is_dead(int(match["pid"]), match["host"]):
+            continue
+        path = Path(entry.path)
+        if match["kind"] == "old":
+            previous, place = path / "previous", folder / match["name"]
+            if previous.is_dir() and not place.exists():
+                with contextlib.suppress(OSError):
+                    os.replace(previous, place)
+                    notes.append(f"restored '{place.name}', which it had moved aside")
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if not path.exists():
+            notes.append(f"removed its unfinished {entry.name}")
+            pids.add(int(match["pid"]))
+    if notes:
+        warnings.warn(
+            f"in '{folder}', a run killed half-way (pid {', '.join(map(str, sorted(pids)))}) "
+            f"left hidden outputs: {'; '.join(notes)}.",
+            TmsplanWarning,
+            stacklevel=3,
+        )
+    return notes
+
+
+def _clean_once(folder: Path) -> None:
+    key = folder.resolve()
+    if key not in _cleaned:
+        _cleaned.add(key)
+        remove_dead_leftovers(key)
 
 
 def _default_mode(*, folder: bool = False) -> int:
@@ -44,8 +149,8 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(
-            f"output '{path}' already exists; choose another path or pass --force "
-            "(overwrite=True) to replace it."
+            f"output '{path}' already exists; choose another path or pass overwrite=True "
+            "to replace it."
         )
     return path
 
@@ -67,7 +172,9 @@ def write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = False
     """
     path = check_writable(path, overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _clean_once(path.parent)
+    existed = path.exists()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -92,6 +199,8 @@ def write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = False
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if existed:
+        interrupts.note_written(path)
     return path
 
 
@@ -137,12 +246,62 @@ def check_replaceable_folder(
     if marker is not None and any(path.iterdir()) and not (path / marker).is_file():
         raise OutputExistsError(
             f"output folder '{path}' is not empty and holds no {marker}, so it was not "
-            "written by tmsplan; it is not replaced even with --force. Choose a new folder."
+            "written by tmsplan; it is not replaced even with overwrite=True. Choose a new "
+            "folder."
         )
     if path == Path.cwd() or path in Path.cwd().parents:
         raise OutputExistsError(
             f"output folder '{path}' is the current folder or contains it; choose another."
         )
+    return path
+
+
+def check_output_location(path: str | os.PathLike, *, staged: bool = False) -> Path:
+    """Check that an output (file or folder) can be created at ``path``; return it resolved.
+
+    Cheap and done before any work: the folder where entries will be created
+    must be one in which this process can create them (tried for real with an
+    empty hidden folder, removed at once, so read-only file systems, ``/proc``
+    and missing permissions are all caught). That folder is ``path`` itself when
+    it is an existing folder written into, otherwise the nearest existing folder
+    above it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    staged : bool, keyword-only
+        ``path`` is a folder filled beside itself and moved into place
+        (:func:`staged_folder`), so its parent is where entries are created even
+        when ``path`` exists.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    OutputError
+        ``path`` cannot be created or written.
+    """
+    path = Path(path).resolve()
+    above = path if (path.is_dir() and not staged) else path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise OutputError(
+            f"output '{path}' cannot be created: '{above}' is a file, not a folder; "
+            "choose another path."
+        )
+    try:
+        with interrupts.deferred():
+            probe = tempfile.mkdtemp(prefix=f".{path.name}.probe.{_owner()}.", dir=above)
+            os.rmdir(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OutputError(
+            f"output '{path}' cannot be created: cannot write in '{above}' ({reason}); "
+            "choose a folder you can write to."
+        ) from None
     return path
 
 
@@ -173,22 +332,34 @@ def staged_folder(
     """
     path = check_replaceable_folder(path, overwrite=overwrite, marker=marker)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.staging.", dir=path.parent))
-    os.chmod(staging, _default_mode(folder=True))
-    old = None
+    _clean_once(path.parent)
+    staging = old = None
     try:
+        with interrupts.deferred():  # never a staging folder that nobody removes
+            staging = Path(
+                tempfile.mkdtemp(prefix=f".{path.name}.staging.{_owner()}.", dir=path.parent)
+            )
+        os.chmod(staging, _default_mode(folder=True))
+        interrupts.checkpoint("staging")
         yield staging
-        if path.exists():
-            check_replaceable_folder(path, overwrite=overwrite, marker=marker)
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, old / "previous")
-        os.replace(staging, path)
+        interrupts.checkpoint("commit")  # an interrupt swallowed on the way stops here
+        with interrupts.deferred():
+            if path.exists():
+                check_replaceable_folder(path, overwrite=overwrite, marker=marker)
+                old = Path(
+                    tempfile.mkdtemp(prefix=f".{path.name}.old.{_owner()}.", dir=path.parent)
+                )
+                os.replace(path, old / "previous")
+            os.replace(staging, path)
+            interrupts.note_written(path)
     except BaseException:
-        if old is not None and (old / "previous").exists() and not path.exists():
-            os.replace(old / "previous", path)
-        shutil.rmtree(staging, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        with interrupts.deferred():
+            if old is not None and (old / "previous").exists() and not path.exists():
+                os.replace(old / "previous", path)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -17,6 +17,7 @@ Planning modes (one function):
 from __future__ import annotations
 
 import os
+import warnings as _warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -24,11 +25,11 @@ from typing import Any, Literal
 import nibabel as nib
 import numpy as np
 
-from tmsplan import __version__
+from tmsplan import __version__, interrupts
 from tmsplan.activation import DEFAULT_THRESHOLD, ActivationTarget, select_target
 from tmsplan.atlas import get_roi, roi_description, roi_mask_img
 from tmsplan.bundled import load_mni_brain_mask, mni_head_path
-from tmsplan.errors import ActivationError, RoiError, SpaceError
+from tmsplan.errors import ActivationError, PlanWarning, RoiError, SpaceError
 from tmsplan.head import ScalpSurface, scalp_surface
 from tmsplan.headcheck import check_entry, image_warnings
 from tmsplan.images import (
@@ -148,21 +149,26 @@ def _distance_to_cut(scalp: ScalpSurface, point: np.ndarray) -> float:
 
 
 def _check_parameters(**values: float) -> None:
-    """Refuse non-finite or out-of-range planning parameters with a clear message."""
+    """Refuse non-finite or out-of-range planning parameters, naming the parameter.
+
+    The message names the Python parameter (``max_depth_mm must be ...``); the
+    command line shows its flag instead (``--max-depth must be ...``).
+    """
     limits = {
-        "threshold": (0.0, None, "--threshold"),
-        "coil_skin_distance_mm": (0.0, 50.0, "--coil-skin-distance"),
-        "handle_angle_deg": (-180.0, 180.0, "--handle-angle"),
-        "max_depth_mm": (1.0, 150.0, "--max-depth"),
-        "normal_radius_mm": (1.0, 60.0, "normal radius"),
+        "threshold": (0.0, None),
+        "coil_skin_distance_mm": (0.0, 50.0),
+        "handle_angle_deg": (-180.0, 180.0),
+        "max_depth_mm": (1.0, 150.0),
+        "normal_radius_mm": (1.0, 60.0),
     }
     for key, value in values.items():
-        low, high, option = limits[key]
-        ok = isinstance(value, (int, float)) and np.isfinite(value) and value >= low
+        low, high = limits[key]
+        number = isinstance(value, (int, float, np.integer, np.floating))
+        ok = number and not isinstance(value, bool) and np.isfinite(value) and value >= low
         if not ok or (high is not None and value > high):
             upper = f" and at most {high:g}" if high is not None else ""
             raise ActivationError(
-                f"{option} must be a finite number of at least {low:g}{upper}, got {value!r}."
+                f"{key} must be a finite number of at least {low:g}{upper}, got {value!r}."
             )
 
 
@@ -233,7 +239,7 @@ def _resolve_transform(
     there, with a warning: the templates differ by a few millimetres.
     """
     if mni_to_t1 is not None and register:
-        raise SpaceError("give either --mni-to-t1 or --register, not both.")
+        raise SpaceError("give either mni_to_t1 or register=True, not both.")
     if mni_to_t1 is None and not register:
         return None, None, None
     if mni_to_t1 is not None:
@@ -361,13 +367,19 @@ def plan_target(
     Raises
     ------
     TmsplanError
-        Any invalid input, with a message saying what to do.
+        Any invalid input, with a message naming the parameter and saying what to do.
+
+    Warns
+    -----
+    PlanWarning
+        One per entry of the record's ``warnings`` (unreachable target, target
+        snapped into the brain, defaced T1, ...): each is both in the record and
+        issued with :func:`warnings.warn`.
     """
     given = [x is not None for x in (activation, target_mni, target_t1)]
     if sum(given) != 1:
         raise ActivationError(
-            "give exactly one of: an activation map (--activation/--peaks), "
-            "--target-mni or --target-t1."
+            "give exactly one of: an activation map (the first argument), target_mni or target_t1."
         )
     if activation is not None and (roi is None) == (roi_mask is None):
         raise RoiError("give exactly one of roi (an atlas id, see 'tmsplan rois') or roi_mask.")
@@ -375,8 +387,8 @@ def plan_target(
         raise SpaceError(f"activation_space must be 'MNI' or 'T1w', got {activation_space!r}.")
     if activation_source is not None and activation_space != "MNI":
         raise SpaceError(
-            "a map rebuilt from a peak table is in MNI space; --activation-space T1w does "
-            "not apply to --peaks."
+            "a map rebuilt from a peak table (activation_source) is in MNI space; "
+            "activation_space='T1w' does not apply to it."
         )
     _check_parameters(
         threshold=threshold,
@@ -390,24 +402,24 @@ def plan_target(
     # -- the head and the MNI -> head transform ------------------------------------
     act_img = None
     if activation is not None:
-        act_img = check_img(activation, name="--activation", nan_policy="zero")
+        act_img = check_img(activation, name="activation", nan_policy="zero")
         codes = {int(act_img.header["sform_code"]), int(act_img.header["qform_code"])} - {0}
         if activation_space == "MNI" and codes == {1}:
             warnings.append(
                 "the activation map's header says scanner coordinates (sform/qform code 1), "
                 "yet it is used as an MNI map; if it is a subject's map, re-run with "
-                "--activation-space T1w and the subject's --t1."
+                "activation_space='T1w' and the subject's t1."
             )
     roi_obj = get_roi(roi) if roi is not None else None
     if t1 is None:
         if activation_space == "T1w" or target_t1 is not None:
-            raise SpaceError("a subject-space map or --target-t1 needs the patient's T1 (--t1).")
+            raise SpaceError("a subject-space map or target_t1 needs the patient's T1 (t1).")
         if mni_to_t1 is not None or register:
-            raise SpaceError("--mni-to-t1/--register need the patient's T1 (--t1).")
+            raise SpaceError("mni_to_t1 or register=True needs the patient's T1 (t1).")
         frame, head_source = MNI_FRAME, mni_head_path(1)
     else:
         frame, head_source = SUBJECT_FRAME, t1
-    t1_img = check_img(head_source, name="--t1")
+    t1_img = check_img(head_source, name="t1")
     mni_to_subject, registration, transform_info = (
         _resolve_transform(
             t1_img, mni_to_t1, xfm_kind, register, xfm_moving, warnings, accept_poor_fit
@@ -423,9 +435,9 @@ def plan_target(
     if t1 is not None and needs_mni and mni_to_subject is None:
         raise SpaceError(
             "planning in a patient's T1 from MNI-space inputs (atlas ROI, group map or "
-            "--target-mni) needs an MNI->T1 transform: pass --mni-to-t1 XFM (fMRIPrep's "
+            "target_mni) needs an MNI->T1 transform: pass mni_to_t1 (fMRIPrep's "
             "from-MNI152NLin2009cAsym_to-T1w_mode-image_xfm.h5, an FSL .mat or a 4x4 "
-            "matrix) or --register to run the built-in registration."
+            "matrix) or register=True to run the built-in registration."
         )
     carried = t1 is not None and mni_to_subject is not None
 
@@ -454,11 +466,11 @@ def plan_target(
                 )
         else:
             mask_img = resample_to_img(
-                check_img(roi_mask, name="--roi-mask"),
+                check_img(roi_mask, name="roi_mask"),
                 act_img,
                 interpolation="nearest",
-                source_name="--roi-mask",
-                target_name="--activation",
+                source_name="roi_mask",
+                target_name="the activation map",
             )
             roi_info = {"id": None, "mask": _image_entry(roi_mask)}
             roi_label = "the ROI mask"
@@ -562,7 +574,8 @@ def plan_target(
         }
 
     # -- scalp, entry and coil ------------------------------------------------------
-    scalp = scalp_surface(t1_img, frame=frame, name="--t1")
+    interrupts.checkpoint("scalp")
+    scalp = scalp_surface(t1_img, frame=frame, name="t1")
     warnings.extend(image_warnings(scalp))
     placement = place_coil(
         target_head,
@@ -692,6 +705,8 @@ def plan_target(
     picture_act = act_img
     if act_img is not None and activation_space == "MNI" and carried:
         picture_act = mni_to_subject.resample_to_subject(act_img, t1_img, interpolation="linear")
+    for text in record["warnings"]:  # every record warning is a Python warning too
+        _warnings.warn(text, PlanWarning, stacklevel=2)
     return Plan(
         record=record,
         scalp=scalp,
@@ -771,8 +786,10 @@ def write_plan(
         if plan.registration is not None:
             saved = plan.registration.save(staging / "transforms")
             outputs["transforms"] = [str(p.relative_to(staging)) for p in saved]
+        interrupts.checkpoint("exports")
         outputs.update(export_all(record, staging, formats=formats, overwrite=True))
         if report:
+            interrupts.checkpoint("pictures")
             outputs.update(_write_pictures(plan, record, staging))
         record["outputs"] = {**outputs, "record": [RECORD_FILENAME]}
         write_record(record, staging / RECORD_FILENAME)

@@ -9,6 +9,9 @@ an :class:`tmsplan.transforms.MniToSubject`. Nothing is written until
 fMRIPrep-style names so :func:`tmsplan.transforms.load_mni_to_subject` reads
 them back.
 
+Interrupts: the child ignores Ctrl-C (the parent stops it, see
+:func:`subprocess.run`) and dies with the parent, even when the parent is killed.
+
 Reproducibility: ANTs runs in a child process with a fixed random seed and,
 by default, one ITK thread (ITK reads its thread count once per process, and
 multithreaded metric sums differ in the last digits from run to run). The T1
@@ -26,9 +29,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -325,10 +330,13 @@ def _run_worker(job: dict, tmp: Path, threads: int) -> str:
     job_path.write_text(json.dumps(job))
     env = dict(os.environ)
     env["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
-    code = "import sys; from tmsplan.registration import _worker; _worker(sys.argv[1])"
+    code = (
+        "import sys; from tmsplan.registration import _worker; "
+        "_worker(sys.argv[1], int(sys.argv[2]))"
+    )
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", code, str(job_path)],
+            [sys.executable, "-c", code, str(job_path), str(os.getpid())],
             env=env,
             capture_output=True,
             text=True,
@@ -351,8 +359,30 @@ def _run_worker(job: dict, tmp: Path, threads: int) -> str:
     return str(json.loads(done.read_text()).get("antspy_version", "unknown"))
 
 
-def _worker(job_path: str) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """End this child process when the parent ends, even by SIGKILL."""
+    try:  # Linux: the kernel sends SIGKILL when the parent dies
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+    except (OSError, AttributeError):  # elsewhere: watch the parent
+
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _worker(job_path: str, parent_pid: int | None = None) -> None:
     """Child-process entry: run antsRegistration as described by ``job_path``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent ends this process
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     import ants
     import ants.config
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from tmsplan import __version__
+from tmsplan import __version__, interrupts
 from tmsplan.errors import RecordError, TmsplanWarning
 from tmsplan.images import ImageLike, check_img, file_sha256
 from tmsplan.outputs import check_writable, write_bytes
@@ -721,6 +721,7 @@ def make_report(
             title=str(first["name"]),
         )
     scene = None
+    interrupts.checkpoint("scene")
     if interactive:
         # vtk.js alone is ~1.1 MB: coarser meshes until the 3D view leaves room for pictures
         for max_faces in (12_000, 6_000, 3_000):

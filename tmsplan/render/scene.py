@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import trimesh
 
-from tmsplan.errors import ImageError, TmsplanError, TmsplanWarning
+from tmsplan.errors import ImageError, RenderError, TmsplanError, TmsplanWarning
 from tmsplan.images import ImageLike, check_img, voxel_to_world
 from tmsplan.outputs import check_writable, write_bytes
 from tmsplan.record import target_pose
@@ -58,6 +58,7 @@ __all__ = [
     "scene_geometry",
     "plan_plotter",
     "set_view",
+    "check_layers",
     "project_to_screen",
     "render_view_images",
     "render_views",
@@ -358,6 +359,53 @@ def _roi_sphere(record: Mapping) -> tuple[np.ndarray, float] | None:
     return None
 
 
+def _expected_layers(
+    record: Mapping, *, brain: bool, activation: bool, roi: bool, landmarks: bool
+) -> list[str]:
+    """Names of the actors a plan scene must hold, from what was asked for."""
+    names = ["scalp"]
+    names += ["brain"] if brain else []
+    names += ["activation"] if activation else []
+    names += ["roi"] if roi or _roi_sphere(record) is not None else []
+    for i, target in enumerate(record["targets"]):
+        names += [f"target-{i}", f"entry-{i}", f"depth-{i}"]
+        if bool(target.get("reachable", True)):
+            names += [f"coil-{i}", f"handle-{i}"]
+    names += ["landmarks"] if landmarks else []
+    return names
+
+
+def check_layers(plotter: pv.Plotter, names: Sequence[str]) -> None:
+    """Check that every named layer is in the scene, visible, with points to draw.
+
+    A picture missing its brain or scalp must fail, not be written.
+
+    Parameters
+    ----------
+    plotter : pyvista.Plotter
+    names : sequence of str
+        Actor names (as given to ``add_mesh(name=...)``).
+
+    Raises
+    ------
+    RenderError
+        A layer is missing, hidden or empty.
+    """
+    missing = []
+    for name in names:
+        actor = plotter.actors.get(name)
+        mapper = getattr(actor, "mapper", None)
+        data = getattr(mapper, "dataset", None) if mapper is not None else None
+        if data is None or data.n_points == 0 or not actor.GetVisibility():
+            missing.append(name)
+    if missing:
+        raise RenderError(
+            f"the 3D scene lacks layer {', '.join(missing)} (not drawn, or with no points), "
+            "so its pictures would be incomplete; nothing was written. Re-run; if it "
+            "happens again, report it with the plan's target.json."
+        )
+
+
 def _letter(direction: np.ndarray) -> str:
     axis = int(np.argmax(np.abs(direction)))
     positive = direction[axis] >= 0
@@ -539,6 +587,15 @@ def plan_plotter(
             face="rectangle",
         )
         plotter.add_axes(xlabel="R", ylabel="A", zlabel="S", line_width=3)
+    expected = _expected_layers(
+        record,
+        brain=brain_mesh is not None,
+        activation=activation_img is not None,
+        roi=roi_img is not None,
+        landmarks=bool(landmarks),
+    )
+    check_layers(plotter, expected)
+    plotter._tmsplan_layers = expected  # checked again after each picture
     return plotter
 
 
@@ -737,6 +794,7 @@ def render_view_images(
                 continue
             set_view(plotter, name, record=record, target=target)
             images[name] = _screenshot(plotter)
+            check_layers(plotter, plotter._tmsplan_layers)
         return images
     finally:
         plotter.close()
