@@ -315,7 +315,7 @@ def test_small_blob_is_not_a_head():
 
 
 def test_zero_image_is_rejected_by_the_gate():
-    with pytest.raises(ImageError, match="--t1"):
+    with pytest.raises(ImageError, match="^t1"):
         scalp_surface(_image(np.zeros((10, 10, 10)), np.eye(4)))
 
 

@@ -684,7 +684,7 @@ def _outermost_crossing(
 
 
 def head_mask_img(
-    t1: ImageLike, *, name: str = "--t1", working_mm: float | None = _WORKING_MM
+    t1: ImageLike, *, name: str = "t1", working_mm: float | None = _WORKING_MM
 ) -> nib.Nifti1Image:
     """Filled head mask (skin and everything inside it) on the T1 grid.
 
@@ -734,7 +734,7 @@ def scalp_surface(
     t1: ImageLike,
     *,
     frame: str = "T1w",
-    name: str = "--t1",
+    name: str = "t1",
     target_faces: int = 60000,
     working_mm: float | None = _WORKING_MM,
     smooth_iterations: int = 10,
