@@ -70,9 +70,18 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-depth",
         type=float,
-        default=DEFAULT_MAX_DEPTH_MM,
+        default=None,
         metavar="MM",
-        help=f"deepest reachable target, mm (default {DEFAULT_MAX_DEPTH_MM:g})",
+        help=(
+            "deepest reachable target below the scalp, mm (default: the coil's reach; "
+            f"{DEFAULT_MAX_DEPTH_MM:g} mm for the default 70 mm figure-8)"
+        ),
+    )
+    parser.add_argument(
+        "--coil",
+        default=None,
+        metavar="ID",
+        help="coil from tmsplan's catalogue (see 'tmsplan coils'; default fig8_70)",
     )
     parser.add_argument(
         "--formats",
@@ -157,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan_options(p_demo)
 
     sub.add_parser("rois", help="list the craving ROIs of tmsplan's atlas")
+    sub.add_parser("coils", help="list the TMS coils tmsplan knows, with their reach")
 
     p_export = sub.add_parser("export", help="re-export a saved plan (target.json)")
     p_export.add_argument("record", type=Path, help="target.json of a plan (or its folder)")
@@ -217,6 +227,7 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         "coil_skin_distance_mm": args.coil_skin_distance,
         "handle_angle_deg": args.handle_angle,
         "max_depth_mm": args.max_depth,
+        "coil": args.coil,
     }
 
 
@@ -303,6 +314,13 @@ def _run_rois(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_coils(args: argparse.Namespace) -> int:
+    from tmsplan.coils import format_coil_table, load_coils
+
+    print(format_coil_table(load_coils()))
+    return 0
+
+
 def _run_export(args: argparse.Namespace) -> int:
     from tmsplan.export import export_record
     from tmsplan.record import read_record
@@ -341,6 +359,7 @@ _COMMANDS = {
     "plan": _run_plan,
     "demo": _run_demo,
     "rois": _run_rois,
+    "coils": _run_coils,
     "export": _run_export,
     "report": _run_report,
     "view": _run_view,

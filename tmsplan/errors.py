@@ -23,6 +23,8 @@ __all__ = [
     "RegistrationError",
     "RecordError",
     "TmsplanWarning",
+    "CoilError",
+    "ConnectivityError",
 ]
 
 
@@ -83,3 +85,14 @@ class RecordError(TmsplanError, ValueError):
 
 class TmsplanWarning(UserWarning):
     """Something the user must know, though planning could go on (the CLI prints it)."""
+
+
+class CoilError(TmsplanError, KeyError):
+    """Unknown coil id, or an invalid coil catalogue."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConnectivityError(TmsplanError, ValueError):
+    """Invalid resting-state input for the connectivity strategy."""

@@ -28,6 +28,7 @@ from tmsplan import __version__
 from tmsplan.activation import DEFAULT_THRESHOLD, ActivationTarget, select_target
 from tmsplan.atlas import get_roi, roi_description, roi_mask_img
 from tmsplan.bundled import load_mni_brain_mask, mni_head_path
+from tmsplan.coils import coil_description, deep_target_verdict, get_coil
 from tmsplan.errors import ActivationError, RoiError, SpaceError
 from tmsplan.head import ScalpSurface, scalp_surface
 from tmsplan.images import (
@@ -44,7 +45,6 @@ from tmsplan.projection import (
     COIL_AXES,
     DEFAULT_COIL_SKIN_DISTANCE_MM,
     DEFAULT_HANDLE_ANGLE_DEG,
-    DEFAULT_MAX_DEPTH_MM,
     DEFAULT_MIDLINE_MM,
     DEFAULT_NORMAL_RADIUS_MM,
     HANDLE_RULE,
@@ -258,9 +258,10 @@ def plan_target(
     rule: Literal["peak", "cog"] = "peak",
     coil_skin_distance_mm: float = DEFAULT_COIL_SKIN_DISTANCE_MM,
     handle_angle_deg: float = DEFAULT_HANDLE_ANGLE_DEG,
-    max_depth_mm: float = DEFAULT_MAX_DEPTH_MM,
+    max_depth_mm: float | None = None,
     normal_radius_mm: float = DEFAULT_NORMAL_RADIUS_MM,
     activation_source: dict | None = None,
+    coil: str | None = None,
 ) -> Plan:
     """Plan one TMS target (all planning modes; see the module docstring).
 
@@ -298,9 +299,13 @@ def plan_target(
     threshold, sign, rule
         See :func:`tmsplan.activation.select_target`.
     coil_skin_distance_mm, handle_angle_deg, max_depth_mm, normal_radius_mm
-        See :func:`tmsplan.projection.place_coil`.
+        See :func:`tmsplan.projection.place_coil`. ``max_depth_mm=None`` (the
+        default) uses the coil's reach (:mod:`tmsplan.coils`).
     activation_source : dict, optional
         Provenance of a generated map (e.g. the peak table it was built from).
+    coil : str, optional
+        Coil id from tmsplan's catalogue (``tmsplan coils``); default
+        ``"fig8_70"``, a 70 mm figure-8 coil.
 
     Returns
     -------
@@ -326,6 +331,10 @@ def plan_target(
             "a map rebuilt from a peak table is in MNI space; --activation-space T1w does "
             "not apply to --peaks."
         )
+    coil_obj = get_coil(coil)
+    max_depth_source = "--max-depth"
+    if max_depth_mm is None:
+        max_depth_mm, max_depth_source = coil_obj.reach_mm, f"reach of coil {coil_obj.id}"
     _check_parameters(
         threshold=threshold,
         coil_skin_distance_mm=coil_skin_distance_mm,
@@ -508,6 +517,7 @@ def plan_target(
         handle_angle_deg=handle_angle_deg,
         max_depth_mm=max_depth_mm,
         normal_radius_mm=normal_radius_mm,
+        coil_label=f"the {coil_obj.name}",
         **directions,
     )
     name = target_name or (roi if roi is not None else "target")
@@ -520,6 +530,12 @@ def plan_target(
         )
     if not placement.reachable:
         warnings.append(f"target {name!r} is NOT reachable: {placement.unreachable_reason}.")
+    deep_verdict = None
+    if placement.depth_mm > max_depth_mm:
+        deep_verdict = deep_target_verdict(
+            placement.depth_mm, coil_obj, max_depth_mm=max_depth_mm, roi_id=roi
+        )
+        warnings.append(f"target {name!r}: {deep_verdict['text']}")
     if placement.handle_how == "inferior-fallback":
         warnings.append(
             f"target {name!r}: the scalp there faces backwards, so the handle points down "
@@ -576,6 +592,8 @@ def plan_target(
             "handle_angle_deg": handle_angle_deg,
             "max_depth_mm": max_depth_mm,
             "normal_radius_mm": normal_radius_mm,
+            "coil": coil_obj.id,
+            "max_depth_source": max_depth_source,
             "entry_rule": "nearest scalp point to the cortical target",
             "handle_rule": HANDLE_RULE.format(angle=handle_angle_deg, midline=DEFAULT_MIDLINE_MM),
             "mode": mode,
@@ -589,6 +607,9 @@ def plan_target(
         "warnings": warnings,
         "outputs": {},
     }
+    record["coil"] = coil_description(coil_obj)
+    if deep_verdict is not None:
+        record["deep_target"] = deep_verdict
     # pictures: everything drawn in the head's frame
     picture_act = act_img
     if act_img is not None and activation_space == "MNI" and carried:
