@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -43,11 +43,17 @@ __all__ = [
     "mni_map_from_peak_table",
     "ActivationTarget",
     "select_target",
+    "select_target_depth_aware",
+    "STRATEGIES",
     "DEFAULT_THRESHOLD",
 ]
 
 DEFAULT_THRESHOLD = 3.1
 """Default z threshold (one-sided p < 0.001 uncorrected), the common cluster-forming threshold."""
+
+STRATEGIES = ("peak", "cog", "depth-aware", "connectivity")
+"""Target strategies: ``peak``/``cog`` of the largest cluster, ``depth-aware`` (value
+against depth within the coil's reach) and ``connectivity`` (:mod:`tmsplan.connectivity`)."""
 
 Sign = Literal["positive", "negative", "absolute"]
 Rule = Literal["peak", "cog"]
@@ -293,10 +299,12 @@ class ActivationTarget:
     sign: str
     rule: str
     notes: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
         """JSON-ready summary for the record's ``activation`` entry."""
         return {
+            **self.extra,
             "threshold": self.threshold,
             "sign": self.sign,
             "rule": self.rule,
@@ -458,4 +466,148 @@ def select_target(
         sign=sign,
         rule=rule,
         notes=tuple(notes),
+    )
+
+
+def select_target_depth_aware(
+    activation: ImageLike,
+    roi_mask: ImageLike,
+    *,
+    frame: str,
+    depth_of: Callable[[np.ndarray], np.ndarray],
+    max_depth_mm: float,
+    d_half_mm: float,
+    scalp_to_cortex_mm: float,
+    threshold: float = DEFAULT_THRESHOLD,
+    sign: Sign = "positive",
+    roi_label: str = "the ROI",
+) -> ActivationTarget:
+    """Choose the best supra-threshold voxel in the ROI within the coil's reach.
+
+    Every supra-threshold voxel inside the ROI gets the score
+
+        score = value * 0.5 ** (max(0, depth - scalp_to_cortex_mm) / d_half_mm)
+
+    (``value`` in the chosen sign, ``depth`` = distance to the scalp): the map
+    value discounted by the coil's half-value depth below the cortex. Voxels
+    deeper than ``max_depth_mm`` are out of reach and never chosen while a
+    reachable one exists; without any, the shallowest voxel is returned (the
+    plan then reports it unreachable). Ties: the voxel with the smallest world
+    x, y, z.
+
+    Parameters
+    ----------
+    activation, roi_mask, frame, threshold, sign, roi_label
+        As for :func:`select_target`.
+    depth_of : callable
+        ``(n, 3)`` points in ``frame`` (mm) -> ``(n,)`` depth below the scalp (mm).
+    max_depth_mm : float
+        The coil's reach (or ``--max-depth``).
+    d_half_mm : float
+        The coil's half-value depth (mm).
+    scalp_to_cortex_mm : float
+        Depth above which the field counts as undiminished.
+
+    Returns
+    -------
+    ActivationTarget
+        ``rule="depth-aware"``; ``extra`` holds the trade-off (chosen and
+        strongest voxel, their values, depths and scores) and the scoring rule.
+
+    Raises
+    ------
+    ActivationError, EmptyIntersectionError
+        As for :func:`select_target`.
+    """
+    if not np.isfinite(threshold) or threshold < 0:
+        raise ActivationError(f"threshold must be a finite number >= 0, got {threshold}.")
+    act = check_img(activation, name="activation map", nan_policy="zero")
+    values = act.get_fdata()
+    signed = _signed(values, sign)
+    roi = resample_to_img(
+        roi_mask, act, interpolation="nearest", source_name=roi_label, target_name="activation map"
+    )
+    candidate = (signed > threshold) & (roi.get_fdata() > 0)
+    if not candidate.any():
+        raise EmptyIntersectionError(
+            f"no supra-threshold voxel of the activation map lies inside {roi_label} "
+            f"({sign} > {threshold}); lower --threshold or choose another ROI."
+        )
+    idx = np.argwhere(candidate)
+    world = voxel_to_world(act.affine, idx)
+    value = signed[candidate]
+    depth = np.asarray(depth_of(world), dtype=np.float64)
+    factor = 0.5 ** (np.maximum(0.0, depth - scalp_to_cortex_mm) / d_half_mm)
+    score = value * factor
+    reachable = depth <= max_depth_mm
+    rounded = np.round(world, 6)
+    if reachable.any():
+        pool = np.flatnonzero(reachable)
+        keys = (rounded[pool, 2], rounded[pool, 1], rounded[pool, 0], -np.round(score[pool], 9))
+        best = int(pool[np.lexsort(keys)[0]])
+    else:
+        keys = (rounded[:, 2], rounded[:, 1], rounded[:, 0], np.round(depth, 6))
+        best = int(np.lexsort(keys)[0])
+    strongest = int(np.lexsort((rounded[:, 2], rounded[:, 1], rounded[:, 0], -value))[0])
+    labels, n_clusters = ndimage.label(candidate, structure=_CONNECTIVITY)
+    cluster = labels == labels[tuple(idx[best])]
+    voxel_volume = float(abs(np.linalg.det(act.affine[:3, :3])))
+
+    def describe_voxel(i: int) -> dict:
+        return {
+            "mm": np.round(world[i], 4).tolist(),
+            "value": round(float(values[tuple(idx[i])]), 6),
+            "depth_mm": round(float(depth[i]), 3),
+            "score": round(float(score[i]), 6),
+            "reachable": bool(reachable[i]),
+        }
+
+    notes = []
+    if not reachable.any():
+        why = (
+            f"no supra-threshold voxel of {roi_label} is within the {max_depth_mm:g} mm reach; "
+            "the shallowest one was taken"
+        )
+        notes.append(f"depth-aware: {why}.")
+    elif strongest == best:
+        why = "the strongest supra-threshold voxel is also within reach and scores best"
+    else:
+        s_val, s_depth = float(value[strongest]), float(depth[strongest])
+        c_val, c_depth = float(value[best]), float(depth[best])
+        where = (
+            f"beyond the {max_depth_mm:g} mm reach"
+            if not reachable[strongest]
+            else f"scored {float(score[strongest]):.2f} after the depth discount"
+        )
+        why = (
+            f"the strongest activation ({s_val:.2f} at {s_depth:.1f} mm below the scalp) is "
+            f"{where}; the chosen site ({c_val:.2f} at {c_depth:.1f} mm, score "
+            f"{float(score[best]):.2f}) is the best value-for-depth within reach"
+        )
+        notes.append(f"depth-aware: {why}.")
+    return ActivationTarget(
+        target=Points(world[best], frame),
+        peak=Points(world[strongest], frame),
+        peak_value=float(values[tuple(idx[strongest])]),
+        target_value=float(values[tuple(idx[best])]),
+        cluster_size_voxels=int(cluster.sum()),
+        cluster_volume_mm3=float(cluster.sum()) * voxel_volume,
+        n_clusters=int(n_clusters),
+        threshold=float(threshold),
+        sign=sign,
+        rule="depth-aware",
+        notes=tuple(notes),
+        extra={
+            "strategy": "depth-aware",
+            "scoring_rule": (
+                f"score = value x 0.5 ** (max(0, depth - {scalp_to_cortex_mm:g} mm) / "
+                f"{d_half_mm:g} mm), among supra-threshold ROI voxels within the "
+                f"{max_depth_mm:g} mm reach"
+            ),
+            "trade_off": why,
+            "chosen": describe_voxel(best),
+            "strongest": describe_voxel(strongest),
+            "n_voxels_scored": int(len(value)),
+            "n_voxels_within_reach": int(reachable.sum()),
+        },
     )

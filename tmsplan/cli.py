@@ -44,14 +44,18 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sign",
         choices=("positive", "negative", "absolute"),
-        default="positive",
-        help="which side of the threshold counts (default positive)",
+        default=None,
+        help=(
+            "which side of the threshold counts (default positive); with --strategy "
+            "connectivity: negative = most anticorrelated site (default), positive = most "
+            "correlated"
+        ),
     )
     parser.add_argument(
         "--rule",
         choices=("peak", "cog"),
-        default="peak",
-        help="target = peak of the largest cluster in the ROI, or its centre of gravity",
+        default=None,
+        help="same as --strategy peak|cog (kept for older command lines)",
     )
     parser.add_argument(
         "--coil-skin-distance",
@@ -89,6 +93,28 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
         help="comma-separated export formats, or 'all' (default) or 'none'",
     )
     parser.add_argument("--no-report", action="store_true", help="skip pictures and report.html")
+    parser.add_argument(
+        "--strategy",
+        choices=("peak", "cog", "depth-aware", "connectivity"),
+        default=None,
+        help=(
+            "how the target is chosen: peak (default) or cog of the largest cluster in the "
+            "ROI; depth-aware (best value for depth within the coil's reach); connectivity "
+            "(site of --roi most anticorrelated with --seed-roi in --rest)"
+        ),
+    )
+    parser.add_argument(
+        "--rest", type=Path, metavar="BOLD", help="connectivity: 4-D resting-state run (MNI)"
+    )
+    parser.add_argument(
+        "--confounds", type=Path, metavar="TSV", help="connectivity: fMRIPrep confounds TSV"
+    )
+    parser.add_argument(
+        "--rest-mask", type=Path, metavar="MASK", help="connectivity: brain mask of the run"
+    )
+    seed = parser.add_mutually_exclusive_group()
+    seed.add_argument("--seed-roi", metavar="ID", help="connectivity: deep seed ROI id")
+    seed.add_argument("--seed-mask", type=Path, metavar="MASK", help="connectivity: seed mask")
     parser.add_argument("--subject", help="subject label stored in the record")
 
 
@@ -220,10 +246,23 @@ def _summary(record: dict, out: Path) -> str:
 
 
 def _plan_kwargs(args: argparse.Namespace) -> dict:
+    if args.rule and args.strategy and args.rule != args.strategy:
+        raise TmsplanError(
+            f"--rule {args.rule} and --strategy {args.strategy} disagree; --rule is the old "
+            "name of --strategy peak|cog, give only --strategy."
+        )
+    strategy = args.strategy or args.rule or "peak"
     return {
         "threshold": args.threshold,
-        "sign": args.sign,
-        "rule": args.rule,
+        "sign": args.sign or "positive",
+        "rule": args.rule or "peak",
+        "strategy": strategy,
+        "rest": args.rest,
+        "confounds": args.confounds,
+        "rest_mask": args.rest_mask,
+        "seed_roi": args.seed_roi,
+        "seed_mask": args.seed_mask,
+        "connectivity_sign": args.sign or "negative",
         "coil_skin_distance_mm": args.coil_skin_distance,
         "handle_angle_deg": args.handle_angle,
         "max_depth_mm": args.max_depth,
@@ -261,7 +300,9 @@ def _run_plan(args: argparse.Namespace) -> int:
     from tmsplan.outputs import check_replaceable_folder
 
     sources = [args.activation, args.peaks, args.target_mni, args.target_t1]
-    if sum(x is not None for x in sources) != 1:
+    if args.strategy == "connectivity":
+        pass  # the run chooses the target; plan_target checks the inputs
+    elif sum(x is not None for x in sources) != 1:
         raise TmsplanError(
             "give exactly one of --activation MAP, --peaks TABLE, --target-mni X Y Z or "
             "--target-t1 X Y Z."

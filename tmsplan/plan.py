@@ -25,10 +25,16 @@ import nibabel as nib
 import numpy as np
 
 from tmsplan import __version__
-from tmsplan.activation import DEFAULT_THRESHOLD, ActivationTarget, select_target
+from tmsplan.activation import (
+    DEFAULT_THRESHOLD,
+    STRATEGIES,
+    ActivationTarget,
+    select_target,
+    select_target_depth_aware,
+)
 from tmsplan.atlas import get_roi, roi_description, roi_mask_img
 from tmsplan.bundled import load_mni_brain_mask, mni_head_path
-from tmsplan.coils import coil_description, deep_target_verdict, get_coil
+from tmsplan.coils import SCALP_TO_CORTEX_MM, coil_description, deep_target_verdict, get_coil
 from tmsplan.errors import ActivationError, RoiError, SpaceError
 from tmsplan.head import ScalpSurface, scalp_surface
 from tmsplan.images import (
@@ -238,6 +244,72 @@ def _resolve_transform(
     return xfm, registration, info
 
 
+def _connectivity_choice(
+    activation, target_mni, target_t1, rest, confounds, rest_mask, seed_roi, seed_mask,
+    roi, roi_mask, sign, activation_space,
+):  # fmt: skip
+    """Run the connectivity strategy (MNI-space run) and return its ConnectivityTarget."""
+    from tmsplan.connectivity import connectivity_target
+    from tmsplan.errors import ConnectivityError
+
+    if rest is None:
+        raise ConnectivityError(
+            "--strategy connectivity needs the participant's resting-state run: --rest "
+            "BOLD.nii.gz (4-D, in the ROIs' MNI space), a deep --seed-roi and a --roi to search."
+        )
+    if any(x is not None for x in (activation, target_mni, target_t1)):
+        raise ConnectivityError(
+            "--strategy connectivity chooses the target itself; leave out --activation, "
+            "--peaks, --target-mni and --target-t1."
+        )
+    if activation_space != "MNI":
+        raise ConnectivityError(
+            "--strategy connectivity takes a run in MNI space (the ROIs' space); the target "
+            "is carried into the T1 with --mni-to-t1/--register."
+        )
+    return connectivity_target(
+        rest,
+        seed_roi=seed_roi,
+        seed_mask=seed_mask,
+        roi=roi,
+        roi_mask=roi_mask,
+        confounds=confounds,
+        rest_mask=rest_mask,
+        sign=sign,
+        frame=MNI_FRAME,
+    )
+
+
+def _depth_function(scalp: ScalpSurface, to_head, frame: str):
+    """Depth below the scalp (mm) of points in ``frame``: distance to the nearest skin vertex."""
+    from scipy.spatial import cKDTree
+
+    vertices = np.asarray(scalp.mesh.vertices, dtype=np.float64)
+    skin = ~np.asarray(scalp.fov_boundary, dtype=bool)
+    tree = cKDTree(vertices[skin] if skin.any() else vertices)
+
+    def depth_of(points: np.ndarray) -> np.ndarray:
+        pts = Points(np.asarray(points, dtype=np.float64), frame)
+        head = to_head(pts).xyz if to_head is not None else pts.xyz
+        return tree.query(head)[0]
+
+    return depth_of
+
+
+def _strategy_description(strategy: str, chosen, conn) -> dict:
+    """The record's ``strategy`` entry: which rule chose the target, and its evidence."""
+    if conn is not None:
+        return {"name": strategy, **conn.info}
+    if chosen is not None and chosen.extra:
+        return {"name": strategy, **chosen.extra}
+    rules = {
+        "peak": "peak voxel of the largest supra-threshold cluster in the ROI",
+        "cog": "value-weighted centre of gravity of the largest supra-threshold cluster in "
+        "the ROI, snapped into the cluster",
+    }
+    return {"name": strategy, "rule": rules.get(strategy, "target given by the user")}
+
+
 def plan_target(
     activation: ImageLike | None = None,
     *,
@@ -262,6 +334,13 @@ def plan_target(
     normal_radius_mm: float = DEFAULT_NORMAL_RADIUS_MM,
     activation_source: dict | None = None,
     coil: str | None = None,
+    strategy: str | None = None,
+    rest: ImageLike | None = None,
+    confounds: str | os.PathLike | None = None,
+    rest_mask: ImageLike | None = None,
+    seed_roi: str | None = None,
+    seed_mask: ImageLike | None = None,
+    connectivity_sign: Literal["negative", "positive"] = "negative",
 ) -> Plan:
     """Plan one TMS target (all planning modes; see the module docstring).
 
@@ -306,6 +385,17 @@ def plan_target(
     coil : str, optional
         Coil id from tmsplan's catalogue (``tmsplan coils``); default
         ``"fig8_70"``, a 70 mm figure-8 coil.
+    strategy : {"peak", "cog", "depth-aware", "connectivity"}, optional
+        How the target is chosen (default: ``rule``). ``depth-aware``: best
+        value-for-depth supra-threshold voxel within the coil's reach
+        (:func:`tmsplan.activation.select_target_depth_aware`);
+        ``connectivity``: the search-ROI site most (anti)correlated with a deep
+        seed in a resting-state run (:mod:`tmsplan.connectivity`), chosen in
+        MNI and carried like a ``target_mni``.
+    rest, confounds, rest_mask, seed_roi, seed_mask, connectivity_sign
+        Inputs of the connectivity strategy (see
+        :func:`tmsplan.connectivity.connectivity_target`); ``roi``/``roi_mask``
+        is its search region.
 
     Returns
     -------
@@ -316,6 +406,26 @@ def plan_target(
     TmsplanError
         Any invalid input, with a message saying what to do.
     """
+    strategy = rule if strategy is None else strategy
+    if strategy not in STRATEGIES:
+        raise ActivationError(f"--strategy must be one of {list(STRATEGIES)}, got {strategy!r}.")
+    conn = None
+    if strategy == "connectivity":
+        conn = _connectivity_choice(
+            activation, target_mni, target_t1, rest, confounds, rest_mask, seed_roi, seed_mask,
+            roi, roi_mask, connectivity_sign, activation_space,
+        )  # fmt: skip
+        target_mni, roi_mask = conn.target.xyz[0], None
+        target_name = target_name or roi or "connectivity_target"
+    elif any(x is not None for x in (rest, confounds, rest_mask, seed_roi, seed_mask)):
+        raise ActivationError(
+            "--rest, --confounds, --rest-mask, --seed-roi and --seed-mask belong to "
+            "--strategy connectivity; add it or leave them out."
+        )
+    elif strategy in ("peak", "cog"):
+        rule = strategy
+    if strategy == "depth-aware" and activation is None:
+        raise ActivationError("--strategy depth-aware needs an activation map (--activation).")
     given = [x is not None for x in (activation, target_mni, target_t1)]
     if sum(given) != 1:
         raise ActivationError(
@@ -389,6 +499,7 @@ def plan_target(
 
     # -- the cortical target ----------------------------------------------------------
     chosen: ActivationTarget | None = None
+    early_scalp: ScalpSurface | None = None
     roi_info: dict | None = None
     roi_label = "the ROI"
     mask_img = None  # ROI on the activation map's grid
@@ -418,15 +529,32 @@ def plan_target(
             roi_info = {"id": None, "mask": _image_entry(roi_mask)}
             roi_label = "the ROI mask"
         act_frame = MNI_FRAME if activation_space == "MNI" else SUBJECT_FRAME
-        chosen = select_target(
-            act_img,
-            mask_img,
-            frame=act_frame,
-            threshold=threshold,
-            sign=sign,
-            rule=rule,
-            roi_label=roi_label,
-        )
+        if strategy == "depth-aware":
+            early_scalp = scalp_surface(t1_img, frame=frame, name="--t1")
+            chosen = select_target_depth_aware(
+                act_img,
+                mask_img,
+                frame=act_frame,
+                depth_of=_depth_function(
+                    early_scalp, to_head if activation_space == "MNI" else None, act_frame
+                ),
+                max_depth_mm=max_depth_mm,
+                d_half_mm=10.0 * coil_obj.d_half_cm,
+                scalp_to_cortex_mm=SCALP_TO_CORTEX_MM,
+                threshold=threshold,
+                sign=sign,
+                roi_label=roi_label,
+            )
+        else:
+            chosen = select_target(
+                act_img,
+                mask_img,
+                frame=act_frame,
+                threshold=threshold,
+                sign=sign,
+                rule=rule,
+                roi_label=roi_label,
+            )
         warnings.extend(chosen.notes)
         if activation_space == "MNI":
             target_head = to_head(chosen.target)
@@ -500,7 +628,7 @@ def plan_target(
         }
 
     # -- scalp, entry and coil ------------------------------------------------------
-    scalp = scalp_surface(t1_img, frame=frame, name="--t1")
+    scalp = early_scalp or scalp_surface(t1_img, frame=frame, name="--t1")
     if scalp.defaced:
         warnings.append(
             "the T1 looks defaced (face removed): the scalp over the face is missing, so "
@@ -608,6 +736,10 @@ def plan_target(
         "outputs": {},
     }
     record["coil"] = coil_description(coil_obj)
+    record["parameters"]["strategy"] = strategy
+    record["strategy"] = _strategy_description(strategy, chosen, conn)
+    if conn is not None:
+        warnings.extend(conn.notes)
     if deep_verdict is not None:
         record["deep_target"] = deep_verdict
     # pictures: everything drawn in the head's frame
