@@ -40,7 +40,7 @@ def test_depth_aware_picks_the_weaker_reachable_blob_and_says_why(two_blobs):
     img, roi = two_blobs
     peak = plan_target(img, roi_mask=roi)
     aware = plan_target(img, roi_mask=roi, strategy="depth-aware")
-    (p,), (a,) = peak.record["targets"], aware.record["targets"]
+    p, a = peak.record["targets"][0], aware.record["targets"][0]
     assert np.linalg.norm(np.asarray(p["cortical_mm"]) - DEEP) < 3  # the peak rule goes deep
     assert not p["reachable"] and "deep_target" in peak.record
     assert np.linalg.norm(np.asarray(a["cortical_mm"]) - SHALLOW) < 4
@@ -54,7 +54,7 @@ def test_depth_aware_picks_the_weaker_reachable_blob_and_says_why(two_blobs):
     assert any("depth-aware" in w for w in aware.record["warnings"])
     # a deeper-reaching coil takes the strong deep blob
     h7 = plan_target(img, roi_mask=roi, strategy="depth-aware", coil="h7")
-    (t,) = h7.record["targets"]
+    t = h7.record["targets"][0]
     assert np.linalg.norm(np.asarray(t["cortical_mm"]) - DEEP) < 4 and t["reachable"]
 
 
@@ -86,3 +86,34 @@ def test_connectivity_inputs_without_the_strategy_are_refused(two_blobs):
     img, roi = two_blobs
     with pytest.raises(ActivationError, match="belong to --strategy connectivity"):
         plan_target(img, roi_mask=roi, seed_roi="meth_vs_l")
+
+
+def test_ranked_candidates_follow_the_chosen_target_and_stay_out_of_exports(two_blobs, tmp_path):
+    import csv
+
+    from tmsplan.plan import write_plan
+
+    img, roi = two_blobs
+    aware = plan_target(img, roi_mask=roi, strategy="depth-aware")
+    chosen, *others = aware.record["targets"]
+    assert chosen["role"] == "chosen" and chosen["rank"] == 1
+    (alt,) = others  # the other blob, with its score and why
+    assert alt["role"] == "candidate" and alt["rank"] == 2 and alt["name"].endswith("candidate2")
+    assert np.linalg.norm(np.asarray(alt["cortical_mm"]) - DEEP) < 4 and not alt["reachable"]
+    assert (
+        "beyond reach" in alt["why"] and alt["score"] < aware.record["strategy"]["chosen"]["score"]
+    )
+    assert aware.record["parameters"]["candidates"] == 3
+    # exports: the chosen one only, unless asked
+    record = write_plan(aware, tmp_path / "one", formats=["csv", "slicer"], report=False)
+    with open(tmp_path / "one" / record["outputs"]["csv"][0], encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == 1
+    both = plan_target(img, roi_mask=roi, strategy="depth-aware", export_candidates=True)
+    record = write_plan(both, tmp_path / "two", formats=["csv"], report=False)
+    with open(tmp_path / "two" / record["outputs"]["csv"][0], encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+    # no candidates when asked for none
+    none = plan_target(img, roi_mask=roi, strategy="peak", candidates=0)
+    assert len(none.record["targets"]) == 1
+    with pytest.raises(ActivationError, match="--candidates"):
+        plan_target(img, roi_mask=roi, candidates=-1)

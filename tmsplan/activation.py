@@ -286,6 +286,11 @@ class ActivationTarget:
     sign : str
     rule : str
     notes : tuple of str
+    extra : dict
+        Strategy-specific details merged into :meth:`describe`.
+    candidates : tuple of dict
+        Ranked alternatives, best first: ``target_mm`` (map frame), ``value``,
+        ``cluster_size_voxels``, ``score``, ``why``.
     """
 
     target: Points
@@ -300,6 +305,7 @@ class ActivationTarget:
     rule: str
     notes: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
+    candidates: tuple[dict, ...] = ()
 
     def describe(self) -> dict:
         """JSON-ready summary for the record's ``activation`` entry."""
@@ -353,6 +359,7 @@ def select_target(
     sign: Sign = "positive",
     rule: Rule = "peak",
     roi_label: str = "the ROI",
+    n_candidates: int = 3,
 ) -> ActivationTarget:
     """Choose the cortical target: activation above threshold inside the ROI.
 
@@ -377,6 +384,9 @@ def select_target(
         into the cluster.
     roi_label : str
         How to name the ROI in error messages.
+    n_candidates : int
+        How many other clusters (ranked like the chosen one: size, then peak)
+        to return as candidates, each with the same rule applied.
 
     Returns
     -------
@@ -454,6 +464,30 @@ def select_target(
         nearest = int(np.argmin(np.sum((cluster_world - cog_world) ** 2, axis=1)))
         target_ijk = idx[nearest]
     voxel_volume = float(abs(np.linalg.det(act.affine[:3, :3])))
+    candidates = []
+    for rank, k in enumerate(order[1 : 1 + max(0, int(n_candidates))], start=2):
+        other = labels == int(k) + 1
+        o_idx = np.argwhere(other)
+        o_signed = signed[other]
+        if rule == "peak":
+            o_ijk = o_idx[_peak_index(act.affine, o_idx, o_signed)]
+        else:
+            w = o_signed - threshold
+            o_cog = voxel_to_world(act.affine, (o_idx * w[:, None]).sum(0) / w.sum())
+            o_world = voxel_to_world(act.affine, o_idx)
+            o_ijk = o_idx[int(np.argmin(np.sum((o_world - o_cog) ** 2, axis=1)))]
+        candidates.append(
+            {
+                "target_mm": np.round(voxel_to_world(act.affine, o_ijk)[0], 4).tolist(),
+                "value": round(float(values[tuple(o_ijk)]), 6),
+                "cluster_size_voxels": int(sizes[k]),
+                "score": int(sizes[k]),
+                "why": (
+                    f"rank {rank}: a smaller supra-threshold cluster ({int(sizes[k])} voxels vs "
+                    f"{int(sizes[chosen - 1])} for the chosen one; peak {float(peaks[k]):.2f})"
+                ),
+            }
+        )
     return ActivationTarget(
         target=Points(voxel_to_world(act.affine, target_ijk), frame),
         peak=Points(voxel_to_world(act.affine, peak_ijk), frame),
@@ -466,6 +500,7 @@ def select_target(
         sign=sign,
         rule=rule,
         notes=tuple(notes),
+        candidates=tuple(candidates),
     )
 
 
@@ -481,6 +516,7 @@ def select_target_depth_aware(
     threshold: float = DEFAULT_THRESHOLD,
     sign: Sign = "positive",
     roi_label: str = "the ROI",
+    n_candidates: int = 3,
 ) -> ActivationTarget:
     """Choose the best supra-threshold voxel in the ROI within the coil's reach.
 
@@ -507,6 +543,9 @@ def select_target_depth_aware(
         The coil's half-value depth (mm).
     scalp_to_cortex_mm : float
         Depth above which the field counts as undiminished.
+    n_candidates : int
+        How many other clusters to return as candidates (each by its best
+        score, reachable ones first).
 
     Returns
     -------
@@ -551,6 +590,16 @@ def select_target_depth_aware(
     strongest = int(np.lexsort((rounded[:, 2], rounded[:, 1], rounded[:, 0], -value))[0])
     labels, n_clusters = ndimage.label(candidate, structure=_CONNECTIVITY)
     cluster = labels == labels[tuple(idx[best])]
+    voxel_label = labels[tuple(idx.T)]
+    alternatives = []
+    for k in range(1, n_clusters + 1):
+        if k == voxel_label[best]:
+            continue
+        members = np.flatnonzero(voxel_label == k)
+        pool = members[reachable[members]] if reachable[members].any() else members
+        keys = (rounded[pool, 2], rounded[pool, 1], rounded[pool, 0], -np.round(score[pool], 9))
+        alternatives.append(int(pool[np.lexsort(keys)[0]]))
+    alternatives.sort(key=lambda i: (not reachable[i], -round(float(score[i]), 9), *rounded[i]))
     voxel_volume = float(abs(np.linalg.det(act.affine[:3, :3])))
 
     def describe_voxel(i: int) -> dict:
@@ -597,6 +646,20 @@ def select_target_depth_aware(
         sign=sign,
         rule="depth-aware",
         notes=tuple(notes),
+        candidates=tuple(
+            {
+                "target_mm": np.round(world[i], 4).tolist(),
+                "value": round(float(values[tuple(idx[i])]), 6),
+                "cluster_size_voxels": int((voxel_label == voxel_label[i]).sum()),
+                "score": round(float(score[i]), 6),
+                "why": (
+                    f"rank {rank}: value {float(value[i]):.2f} at {float(depth[i]):.1f} mm "
+                    f"({'within' if reachable[i] else 'beyond'} reach), score "
+                    f"{float(score[i]):.2f} vs {float(score[best]):.2f} for the chosen site"
+                ),
+            }
+            for rank, i in enumerate(alternatives[: max(0, int(n_candidates))], start=2)
+        ),
         extra={
             "strategy": "depth-aware",
             "scoring_rule": (

@@ -112,6 +112,18 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rest-mask", type=Path, metavar="MASK", help="connectivity: brain mask of the run"
     )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=3,
+        metavar="N",
+        help="list up to N ranked alternative targets after the chosen one (default 3)",
+    )
+    parser.add_argument(
+        "--export-candidates",
+        action="store_true",
+        help="also write the alternative targets into the navigator files and tables",
+    )
     seed = parser.add_mutually_exclusive_group()
     seed.add_argument("--seed-roi", metavar="ID", help="connectivity: deep seed ROI id")
     seed.add_argument("--seed-mask", type=Path, metavar="MASK", help="connectivity: seed mask")
@@ -236,8 +248,9 @@ def _summary(record: dict, out: Path) -> str:
         )
         cortical = ", ".join(f"{v:.1f}" for v in target["cortical_mm"])
         scalp = ", ".join(f"{v:.1f}" for v in target["scalp_mm"])
+        role = " [alternative]" if target.get("role") == "candidate" else ""
         lines.append(
-            f"  {target['name']}: cortical ({cortical}) -> scalp ({scalp}), "
+            f"  {target['name']}{role}: cortical ({cortical}) -> scalp ({scalp}), "
             f"depth {target['depth_mm']:.1f} mm, {status}"
         )
     for warning in record["warnings"]:
@@ -263,6 +276,8 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         "seed_roi": args.seed_roi,
         "seed_mask": args.seed_mask,
         "connectivity_sign": args.sign or "negative",
+        "candidates": args.candidates,
+        "export_candidates": args.export_candidates,
         "coil_skin_distance_mm": args.coil_skin_distance,
         "handle_angle_deg": args.handle_angle,
         "max_depth_mm": args.max_depth,

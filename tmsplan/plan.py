@@ -246,7 +246,7 @@ def _resolve_transform(
 
 def _connectivity_choice(
     activation, target_mni, target_t1, rest, confounds, rest_mask, seed_roi, seed_mask,
-    roi, roi_mask, sign, activation_space,
+    roi, roi_mask, sign, activation_space, n_candidates,
 ):  # fmt: skip
     """Run the connectivity strategy (MNI-space run) and return its ConnectivityTarget."""
     from tmsplan.connectivity import connectivity_target
@@ -277,6 +277,7 @@ def _connectivity_choice(
         rest_mask=rest_mask,
         sign=sign,
         frame=MNI_FRAME,
+        n_candidates=n_candidates,
     )
 
 
@@ -341,6 +342,8 @@ def plan_target(
     seed_roi: str | None = None,
     seed_mask: ImageLike | None = None,
     connectivity_sign: Literal["negative", "positive"] = "negative",
+    candidates: int = 3,
+    export_candidates: bool = False,
 ) -> Plan:
     """Plan one TMS target (all planning modes; see the module docstring).
 
@@ -396,6 +399,12 @@ def plan_target(
         Inputs of the connectivity strategy (see
         :func:`tmsplan.connectivity.connectivity_target`); ``roi``/``roi_mask``
         is its search region.
+    candidates : int
+        Up to this many ranked alternatives follow the chosen target in
+        ``record["targets"]`` (``"role": "candidate"``, with score and why).
+    export_candidates : bool
+        Navigator files and tables include the candidates too (default: the
+        chosen target only).
 
     Returns
     -------
@@ -407,13 +416,17 @@ def plan_target(
         Any invalid input, with a message saying what to do.
     """
     strategy = rule if strategy is None else strategy
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or not 0 <= candidates <= 20:
+        raise ActivationError(
+            f"--candidates must be a whole number from 0 to 20, got {candidates!r}."
+        )
     if strategy not in STRATEGIES:
         raise ActivationError(f"--strategy must be one of {list(STRATEGIES)}, got {strategy!r}.")
     conn = None
     if strategy == "connectivity":
         conn = _connectivity_choice(
             activation, target_mni, target_t1, rest, confounds, rest_mask, seed_roi, seed_mask,
-            roi, roi_mask, connectivity_sign, activation_space,
+            roi, roi_mask, connectivity_sign, activation_space, candidates,
         )  # fmt: skip
         target_mni, roi_mask = conn.target.xyz[0], None
         target_name = target_name or roi or "connectivity_target"
@@ -544,6 +557,7 @@ def plan_target(
                 threshold=threshold,
                 sign=sign,
                 roi_label=roi_label,
+                n_candidates=candidates,
             )
         else:
             chosen = select_target(
@@ -554,6 +568,7 @@ def plan_target(
                 sign=sign,
                 rule=rule,
                 roi_label=roi_label,
+                n_candidates=candidates,
             )
         warnings.extend(chosen.notes)
         if activation_space == "MNI":
@@ -736,6 +751,42 @@ def plan_target(
         "outputs": {},
     }
     record["coil"] = coil_description(coil_obj)
+    target_entry.update(role="chosen", rank=1)
+    ranked = conn.candidates if conn is not None else chosen.candidates if chosen else ()
+    source_frame = MNI_FRAME if conn is not None or activation_space == "MNI" else SUBJECT_FRAME
+    for rank, cand in enumerate(ranked, start=2):
+        point = Points(np.asarray(cand["target_mm"], dtype=np.float64), source_frame)
+        head_point = to_head(point) if source_frame == MNI_FRAME else point
+        cand_mni = point.xyz[0] if source_frame == MNI_FRAME else None
+        if cand_mni is None and carried:
+            cand_mni = mni_to_subject.inverse_points(head_point).xyz[0]
+        cand_place = place_coil(
+            head_point,
+            scalp.mesh,
+            frame=frame,
+            fov_boundary=scalp.fov_boundary,
+            hemisphere_sign=_hemisphere_sign(
+                cand_mni[0] if cand_mni is not None else head_point.xyz[0, 0]
+            ),
+            coil_skin_distance_mm=coil_skin_distance_mm,
+            handle_angle_deg=handle_angle_deg,
+            max_depth_mm=max_depth_mm,
+            normal_radius_mm=normal_radius_mm,
+            coil_label=f"the {coil_obj.name}",
+            **directions,
+        )
+        entry = _target_entry(f"{name}_candidate{rank}", cand_place, cand_mni)
+        entry.update(role="candidate", rank=rank, score=cand["score"], why=cand["why"])
+        for key in ("value", "r", "z", "cluster_size_voxels"):
+            if key in cand:
+                entry[key] = cand[key]
+        if roi_obj is not None and cand_mni is not None:
+            entry["distance_to_roi_centre_mm"] = round(
+                float(np.linalg.norm(cand_mni - roi_obj.centre_mni)), 3
+            )
+        record["targets"].append(entry)
+    record["parameters"]["candidates"] = int(candidates)
+    record["parameters"]["export_candidates"] = bool(export_candidates)
     record["parameters"]["strategy"] = strategy
     record["strategy"] = _strategy_description(strategy, chosen, conn)
     if conn is not None:

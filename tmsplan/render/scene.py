@@ -512,7 +512,7 @@ def plan_plotter(
                 always_visible=True,
                 name=f"depth-label-{i}",
             )
-        if reachable:
+        if reachable and target.get("role", "chosen") != "candidate":
             meshes = coil_meshes(target_pose(target), stand_in=_coil_is_stand_in(record))
             plotter.add_mesh(meshes["body"], color=COLORS["coil"], opacity=0.4, name=f"coil-{i}")
             plotter.add_mesh(meshes["handle"], color=COLORS["handle"], name=f"handle-{i}")
