@@ -45,6 +45,8 @@ __all__ = [
     "select_target",
     "select_target_depth_aware",
     "STRATEGIES",
+    "HEIGHT_CONTROLS",
+    "statistical_threshold",
     "DEFAULT_THRESHOLD",
 ]
 
@@ -54,6 +56,12 @@ DEFAULT_THRESHOLD = 3.1
 STRATEGIES = ("peak", "cog", "depth-aware", "connectivity")
 """Target strategies: ``peak``/``cog`` of the largest cluster, ``depth-aware`` (value
 against depth within the coil's reach) and ``connectivity`` (:mod:`tmsplan.connectivity`)."""
+
+HEIGHT_CONTROLS = ("fpr", "fdr", "bonferroni")
+"""Voxel-level thresholds computed by nilearn (``nilearn.glm.threshold_stats_img``)."""
+
+DEFAULT_ALPHA = {"fpr": 0.001, "fdr": 0.05, "bonferroni": 0.05}
+"""Default alpha per height control (uncorrected p < 0.001; FDR q / FWE p < 0.05)."""
 
 Sign = Literal["positive", "negative", "absolute"]
 Rule = Literal["peak", "cog"]
@@ -334,6 +342,109 @@ def _signed(data: np.ndarray, sign: str) -> np.ndarray:
     raise ActivationError(f"sign must be 'positive', 'negative' or 'absolute', got {sign!r}.")
 
 
+def _extent_filter(above: np.ndarray, affine: np.ndarray, min_cluster_mm3: float) -> np.ndarray:
+    """Keep the supra-threshold voxels whose whole-map cluster is at least ``min_cluster_mm3``.
+
+    Clusters are formed on the whole map (26-connectivity), before any ROI, as a
+    published cluster-extent threshold is.
+    """
+    if not min_cluster_mm3:
+        return above
+    if not np.isfinite(min_cluster_mm3) or min_cluster_mm3 < 0:
+        raise ActivationError(f"--min-cluster-mm3 must be >= 0, got {min_cluster_mm3!r}.")
+    labels, n = ndimage.label(above, structure=_CONNECTIVITY)
+    if n == 0:
+        return above
+    voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
+    sizes = np.bincount(labels.ravel())[1:] * voxel_mm3
+    keep = np.concatenate([[False], sizes >= min_cluster_mm3])
+    return keep[labels]
+
+
+def statistical_threshold(
+    activation: ImageLike,
+    *,
+    height_control: str,
+    alpha: float | None = None,
+    sign: Sign = "positive",
+) -> tuple[float, dict]:
+    """Voxel-level threshold of a z map by FPR, FDR or Bonferroni, computed by nilearn.
+
+    ``nilearn.glm.threshold_stats_img`` over the map's non-zero voxels (NaN read
+    as 0): ``sign="absolute"`` is two-sided (alpha split over both tails);
+    ``"positive"`` is one-sided on the map, ``"negative"`` one-sided on the
+    negated map.
+
+    Parameters
+    ----------
+    activation : str, os.PathLike or nibabel image
+        3-D z map.
+    height_control : {"fpr", "fdr", "bonferroni"}
+    alpha : float, optional
+        Default :data:`DEFAULT_ALPHA` for the method.
+    sign : {"positive", "negative", "absolute"}
+
+    Returns
+    -------
+    threshold : float
+        z threshold, applied as ``signed value > threshold``.
+    info : dict
+        JSON-ready: method, alpha, two_sided, n_voxels_tested, threshold, library.
+
+    Raises
+    ------
+    ActivationError
+        Unknown method, alpha outside (0, 1), or no voxel survives.
+    """
+    import warnings
+
+    from nilearn import __version__ as nilearn_version
+    from nilearn.glm import threshold_stats_img
+
+    if height_control not in HEIGHT_CONTROLS:
+        raise ActivationError(
+            f"--height-control must be one of {list(HEIGHT_CONTROLS)}, got {height_control!r}."
+        )
+    alpha = DEFAULT_ALPHA[height_control] if alpha is None else float(alpha)
+    if not 0.0 < alpha < 1.0:
+        raise ActivationError(f"--alpha must be between 0 and 1, got {alpha!r}.")
+    act = check_img(activation, name="activation map", nan_policy="zero")
+    data = act.get_fdata()
+    if sign == "negative":
+        data = -data
+    elif sign not in ("positive", "absolute"):
+        raise ActivationError(f"sign must be 'positive', 'negative' or 'absolute', got {sign!r}.")
+    mask = nib.Nifti1Image((data != 0).astype(np.uint8), act.affine)
+    stat = nib.Nifti1Image(data.astype(np.float64), act.affine)
+    two_sided = sign == "absolute"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nilearn's notes about future defaults
+        _, threshold = threshold_stats_img(
+            stat,
+            mask_img=mask,
+            alpha=alpha,
+            height_control=height_control,
+            cluster_threshold=0,
+            two_sided=two_sided,
+        )
+    threshold = float(threshold)
+    n_tested = int(np.count_nonzero(data))
+    if not np.isfinite(threshold):
+        raise ActivationError(
+            f"no voxel of the activation map survives {height_control.upper()} at alpha "
+            f"{alpha:g} ({n_tested} voxels tested); use a less strict --alpha or --threshold."
+        )
+    return threshold, {
+        "method": height_control,
+        "alpha": alpha,
+        "two_sided": two_sided,
+        "n_voxels_tested": n_tested,
+        "voxels_tested": "non-zero voxels of the map (NaN read as 0)",
+        "threshold": round(threshold, 6),
+        "library": f"nilearn {nilearn_version} (nilearn.glm.threshold_stats_img)",
+    }
+
+
 def _peak_index(affine: np.ndarray, idx: np.ndarray, values: np.ndarray) -> int:
     """Index of the peak voxel, with ties broken in world space (not storage order).
 
@@ -360,6 +471,7 @@ def select_target(
     rule: Rule = "peak",
     roi_label: str = "the ROI",
     n_candidates: int = 3,
+    min_cluster_mm3: float = 0.0,
 ) -> ActivationTarget:
     """Choose the cortical target: activation above threshold inside the ROI.
 
@@ -387,6 +499,9 @@ def select_target(
     n_candidates : int
         How many other clusters (ranked like the chosen one: size, then peak)
         to return as candidates, each with the same rule applied.
+    min_cluster_mm3 : float
+        Cluster-extent threshold: supra-threshold clusters of the whole map
+        smaller than this (mm^3) are dropped before the ROI is applied.
 
     Returns
     -------
@@ -406,7 +521,7 @@ def select_target(
     act = check_img(activation, name="activation map", nan_policy="zero")
     values = act.get_fdata()
     signed = _signed(values, sign)
-    above = signed > threshold
+    above = _extent_filter(signed > threshold, act.affine, min_cluster_mm3)
     if not above.any():
         raise ActivationError(
             f"no voxel of the activation map passes the threshold ({sign} > {threshold}; "
@@ -501,6 +616,7 @@ def select_target(
         rule=rule,
         notes=tuple(notes),
         candidates=tuple(candidates),
+        extra={"min_cluster_mm3": float(min_cluster_mm3)} if min_cluster_mm3 else {},
     )
 
 
@@ -517,6 +633,7 @@ def select_target_depth_aware(
     sign: Sign = "positive",
     roi_label: str = "the ROI",
     n_candidates: int = 3,
+    min_cluster_mm3: float = 0.0,
 ) -> ActivationTarget:
     """Choose the best supra-threshold voxel in the ROI within the coil's reach.
 
@@ -546,6 +663,8 @@ def select_target_depth_aware(
     n_candidates : int
         How many other clusters to return as candidates (each by its best
         score, reachable ones first).
+    min_cluster_mm3 : float
+        Cluster-extent threshold on the whole map (see :func:`select_target`).
 
     Returns
     -------
@@ -566,7 +685,8 @@ def select_target_depth_aware(
     roi = resample_to_img(
         roi_mask, act, interpolation="nearest", source_name=roi_label, target_name="activation map"
     )
-    candidate = (signed > threshold) & (roi.get_fdata() > 0)
+    above = _extent_filter(signed > threshold, act.affine, min_cluster_mm3)
+    candidate = above & (roi.get_fdata() > 0)
     if not candidate.any():
         raise EmptyIntersectionError(
             f"no supra-threshold voxel of the activation map lies inside {roi_label} "
@@ -671,6 +791,7 @@ def select_target_depth_aware(
             "chosen": describe_voxel(best),
             "strongest": describe_voxel(strongest),
             "n_voxels_scored": int(len(value)),
+            "min_cluster_mm3": float(min_cluster_mm3),
             "n_voxels_within_reach": int(reachable.sum()),
         },
     )

@@ -113,6 +113,25 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
         "--rest-mask", type=Path, metavar="MASK", help="connectivity: brain mask of the run"
     )
     parser.add_argument(
+        "--min-cluster-mm3",
+        type=float,
+        default=0.0,
+        metavar="MM3",
+        help="cluster-extent threshold: drop supra-threshold clusters smaller than this",
+    )
+    parser.add_argument(
+        "--height-control",
+        choices=("fpr", "fdr", "bonferroni"),
+        default=None,
+        help="replace --threshold by a voxel-level threshold computed with nilearn",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="alpha of --height-control (default 0.001 for fpr, 0.05 for fdr/bonferroni)",
+    )
+    parser.add_argument(
         "--candidates",
         type=int,
         default=3,
@@ -277,6 +296,9 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         "seed_mask": args.seed_mask,
         "connectivity_sign": args.sign or "negative",
         "candidates": args.candidates,
+        "min_cluster_mm3": args.min_cluster_mm3,
+        "height_control": args.height_control,
+        "alpha": args.alpha,
         "export_candidates": args.export_candidates,
         "coil_skin_distance_mm": args.coil_skin_distance,
         "handle_angle_deg": args.handle_angle,

@@ -31,6 +31,7 @@ from tmsplan.activation import (
     ActivationTarget,
     select_target,
     select_target_depth_aware,
+    statistical_threshold,
 )
 from tmsplan.atlas import get_roi, roi_description, roi_mask_img
 from tmsplan.bundled import load_mni_brain_mask, mni_head_path
@@ -344,6 +345,9 @@ def plan_target(
     connectivity_sign: Literal["negative", "positive"] = "negative",
     candidates: int = 3,
     export_candidates: bool = False,
+    min_cluster_mm3: float = 0.0,
+    height_control: Literal["fpr", "fdr", "bonferroni"] | None = None,
+    alpha: float | None = None,
 ) -> Plan:
     """Plan one TMS target (all planning modes; see the module docstring).
 
@@ -405,6 +409,12 @@ def plan_target(
     export_candidates : bool
         Navigator files and tables include the candidates too (default: the
         chosen target only).
+    min_cluster_mm3 : float
+        Cluster-extent threshold (mm^3) on the whole supra-threshold map.
+    height_control, alpha
+        Replace ``threshold`` by a voxel-level FPR/FDR/Bonferroni threshold
+        computed with nilearn (:func:`tmsplan.activation.statistical_threshold`);
+        two-sided for ``sign="absolute"``.
 
     Returns
     -------
@@ -513,6 +523,7 @@ def plan_target(
     # -- the cortical target ----------------------------------------------------------
     chosen: ActivationTarget | None = None
     early_scalp: ScalpSurface | None = None
+    threshold_info = None
     roi_info: dict | None = None
     roi_label = "the ROI"
     mask_img = None  # ROI on the activation map's grid
@@ -542,6 +553,10 @@ def plan_target(
             roi_info = {"id": None, "mask": _image_entry(roi_mask)}
             roi_label = "the ROI mask"
         act_frame = MNI_FRAME if activation_space == "MNI" else SUBJECT_FRAME
+        if height_control is not None:
+            threshold, threshold_info = statistical_threshold(
+                act_img, height_control=height_control, alpha=alpha, sign=sign
+            )
         if strategy == "depth-aware":
             early_scalp = scalp_surface(t1_img, frame=frame, name="--t1")
             chosen = select_target_depth_aware(
@@ -558,6 +573,7 @@ def plan_target(
                 sign=sign,
                 roi_label=roi_label,
                 n_candidates=candidates,
+                min_cluster_mm3=min_cluster_mm3,
             )
         else:
             chosen = select_target(
@@ -569,6 +585,7 @@ def plan_target(
                 rule=rule,
                 roi_label=roi_label,
                 n_candidates=candidates,
+                min_cluster_mm3=min_cluster_mm3,
             )
         warnings.extend(chosen.notes)
         if activation_space == "MNI":
@@ -785,6 +802,12 @@ def plan_target(
                 float(np.linalg.norm(cand_mni - roi_obj.centre_mni)), 3
             )
         record["targets"].append(entry)
+    if activation is not None:
+        record["thresholding"] = {
+            **(threshold_info or {"method": "fixed", "threshold": threshold}),
+            "sign": sign,
+            "min_cluster_mm3": float(min_cluster_mm3),
+        }
     record["parameters"]["candidates"] = int(candidates)
     record["parameters"]["export_candidates"] = bool(export_candidates)
     record["parameters"]["strategy"] = strategy
