@@ -222,7 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_plan_options(p_demo)
 
-    sub.add_parser("rois", help="list the craving ROIs of tmsplan's atlas")
+    p_rois = sub.add_parser("rois", help="list the craving ROIs of tmsplan's atlas")
+    p_rois.add_argument(
+        "--drug", help="only this drug (cocaine, heroin, methamphetamine, reference)"
+    )
+    p_rois.add_argument(
+        "--reachable-with", metavar="COIL", help="only ROIs whose centre this coil reaches"
+    )
+    p_rois.add_argument(
+        "--reach", action="store_true", help="show depth and the coils that reach each ROI"
+    )
     sub.add_parser("coils", help="list the TMS coils tmsplan knows, with their reach")
 
     p_export = sub.add_parser("export", help="re-export a saved plan (target.json)")
@@ -386,9 +395,29 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_rois(args: argparse.Namespace) -> int:
-    from tmsplan.atlas import format_roi_table, load_rois
+    from tmsplan.atlas import format_reachability_table, format_roi_table, load_rois, reachability
 
-    print(format_roi_table(load_rois()))
+    rois = list(load_rois())
+    if args.drug:
+        drugs = sorted({r.drug for r in rois})
+        rois = [r for r in rois if r.drug == args.drug.strip().lower()]
+        if not rois:
+            raise TmsplanError(
+                f"no ROI for --drug {args.drug!r}; the atlas has {', '.join(drugs)}."
+            )
+    if args.reachable_with:
+        from tmsplan.coils import get_coil
+
+        coil = get_coil(args.reachable_with)
+        reach = {row["id"]: row for row in reachability(rois)}
+        rois = [r for r in rois if coil.id in reach[r.id]["reachable_with"]]
+        if not rois:
+            print(f"no ROI centre is within the {coil.reach_mm:g} mm reach of the {coil.name}.")
+            return 0
+    if args.reach or args.reachable_with:
+        print(format_reachability_table(rois))
+    else:
+        print(format_roi_table(rois))
     return 0
 
 
