@@ -107,6 +107,8 @@ def test_stand_in_coil_plan_exports_and_draws(tmp_path, capsys):
     record = read_record(out)
     assert record["targets"][0]["reachable"]
     assert "localite" in record["outputs"] and record["outputs"]["png"]
+    html = (out / record["outputs"]["report"][0]).read_text(encoding="utf-8")
+    assert "Target strategy" in html and "H7 coil (Brainsway)" in html
     from tmsplan.bundled import load_mni_head
     from tmsplan.head import scalp_surface
     from tmsplan.render.scene import scene_geometry

@@ -98,6 +98,8 @@ def test_cli_plan_on_the_mni_head_records_the_evidence_and_is_reproducible(run, 
     assert len(strategy["rest"]["sha256"]) == 64 and len(strategy["confounds"]["sha256"]) == 64
     assert record["roi"]["id"] == SEARCH_ROI and record["parameters"]["strategy"] == "connectivity"
     assert "localite" in record["outputs"] and record["outputs"]["png"]
+    html = (tmp_path / "a" / record["outputs"]["report"][0]).read_text(encoding="utf-8")
+    assert "Target strategy" in html and "target_r" in html and "meth_vs_l" in html
     # a re-run gives bit-identical targets
     assert main(_plan_args(folder, tmp_path / "b", "--no-report")) == 0
     again = read_record(tmp_path / "b")
