@@ -811,6 +811,8 @@ def plan_target(
     record["parameters"]["candidates"] = int(candidates)
     record["parameters"]["export_candidates"] = bool(export_candidates)
     record["parameters"]["strategy"] = strategy
+    if conn is not None:
+        record["parameters"]["sign"] = conn.info["sign"]
     record["strategy"] = _strategy_description(strategy, chosen, conn)
     if conn is not None:
         warnings.extend(conn.notes)
