@@ -94,6 +94,7 @@ def test_cli_plan_on_the_mni_head_records_the_evidence_and_is_reproducible(run, 
     strategy = record["strategy"]
     assert strategy["name"] == "connectivity" and strategy["sign"] == "negative"
     assert record["parameters"]["sign"] == "negative"
+    assert "connectivity" in record["activation"]["given_target"]["chosen_by"]
     assert strategy["seed"]["roi"] == SEED_ROI and strategy["search"]["roi"] == SEARCH_ROI
     assert strategy["target_r"] < -0.5 and strategy["cleaning"]["tr_s"] == 2.0
     assert len(strategy["rest"]["sha256"]) == 64 and len(strategy["confounds"]["sha256"]) == 64

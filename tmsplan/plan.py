@@ -813,6 +813,9 @@ def plan_target(
     record["parameters"]["strategy"] = strategy
     if conn is not None:
         record["parameters"]["sign"] = conn.info["sign"]
+        record["activation"]["given_target"]["chosen_by"] = (
+            "the connectivity strategy (see 'strategy'), not the user"
+        )
     record["strategy"] = _strategy_description(strategy, chosen, conn)
     if conn is not None:
         warnings.extend(conn.notes)
