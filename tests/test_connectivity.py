@@ -209,3 +209,24 @@ def test_read_confounds_fills_fmriprep_na_and_checks_columns(tmp_path):
     assert values[0, 1] == pytest.approx(np.mean(confounds[1:, 4]))
     with pytest.raises(ConnectivityError, match="lacks the columns"):
         read_confounds(tmp_path / "c.tsv", 60, ("a_comp_cor_00",))
+
+
+def test_search_mask_instead_of_an_atlas_roi(run):
+    from tmsplan.atlas import get_roi, roi_mask_img
+    from tmsplan.plan import plan_target
+
+    folder, img = run
+    grid = nib.Nifti1Image(np.zeros(img.shape[:3], np.uint8), img.affine)
+    mask = roi_mask_img(get_roi(SEARCH_ROI), grid)
+    plan = plan_target(
+        strategy="connectivity",
+        rest=img,
+        confounds=folder / "confounds.tsv",
+        seed_roi=SEED_ROI,
+        roi_mask=mask,
+        candidates=0,
+    )
+    (target,) = plan.record["targets"]
+    assert np.linalg.norm(np.asarray(target["cortical_mm"]) - PLANTED) <= 5.0
+    assert plan.record["roi"] == {"id": None, "mask": {"path": None, "sha256": None}}
+    assert plan.record["strategy"]["search"]["roi"] is None

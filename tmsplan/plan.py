@@ -816,6 +816,8 @@ def plan_target(
         record["activation"]["given_target"]["chosen_by"] = (
             "the connectivity strategy (see 'strategy'), not the user"
         )
+        if record["roi"] is None:  # searched in --roi-mask
+            record["roi"] = {"id": None, "mask": conn.info["search"]["mask"]}
     record["strategy"] = _strategy_description(strategy, chosen, conn)
     if conn is not None:
         warnings.extend(conn.notes)
