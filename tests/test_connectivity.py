@@ -230,3 +230,20 @@ def test_search_mask_instead_of_an_atlas_roi(run):
     assert np.linalg.norm(np.asarray(target["cortical_mm"]) - PLANTED) <= 5.0
     assert plan.record["roi"] == {"id": None, "mask": {"path": None, "sha256": None}}
     assert plan.record["strategy"]["search"]["roi"] is None
+
+
+def test_repetition_time_comes_from_the_header(run):
+    folder, img = run
+    msec = nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header.copy())
+    msec.header.set_xyzt_units("mm", "msec")
+    msec.header.set_zooms((3.0, 3.0, 3.0, 2000.0))
+    found = connectivity_target(msec, seed_roi=SEED_ROI, roi=SEARCH_ROI, n_candidates=0)
+    assert found.info["cleaning"]["tr_s"] == 2.0
+    no_tr = nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header.copy())
+    no_tr.header.set_zooms((3.0, 3.0, 3.0, 0.0))
+    with pytest.raises(ConnectivityError, match="repetition time"):
+        connectivity_target(no_tr, seed_roi=SEED_ROI, roi=SEARCH_ROI)
+    slow = nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header.copy())
+    slow.header.set_zooms((3.0, 3.0, 3.0, 6.0))  # Nyquist 0.083 Hz < the 0.1 Hz low-pass
+    with pytest.raises(ConnectivityError, match="does not fit this run"):
+        connectivity_target(slow, seed_roi=SEED_ROI, roi=SEARCH_ROI)
