@@ -207,7 +207,12 @@ def test_rows_not_from_the_seed_say_so():
     for roi in load_rois():
         if roi.id in SEED_TABLE_1:
             continue
-        assert roi.source_kind in ("tms_literature", "atlas_centroid", "primary_paper"), roi.id
+        assert roi.source_kind in (
+            "tms_literature",
+            "atlas_centroid",
+            "primary_paper",
+            "roi_set",
+        ), roi.id
         assert roi.peak_z is None and roi.cluster_volume_mm3 is None
         assert "NOT from the seed review" in roi.notes, roi.id
     heroin = get_roi("heroin_dlpfc_l")

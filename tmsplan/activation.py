@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -43,11 +43,25 @@ __all__ = [
     "mni_map_from_peak_table",
     "ActivationTarget",
     "select_target",
+    "select_target_depth_aware",
+    "STRATEGIES",
+    "HEIGHT_CONTROLS",
+    "statistical_threshold",
     "DEFAULT_THRESHOLD",
 ]
 
 DEFAULT_THRESHOLD = 3.1
 """Default z threshold (one-sided p < 0.001 uncorrected), the common cluster-forming threshold."""
+
+STRATEGIES = ("peak", "cog", "depth-aware", "connectivity")
+"""Target strategies: ``peak``/``cog`` of the largest cluster, ``depth-aware`` (value
+against depth within the coil's reach) and ``connectivity`` (:mod:`tmsplan.connectivity`)."""
+
+HEIGHT_CONTROLS = ("fpr", "fdr", "bonferroni")
+"""Voxel-level thresholds computed by nilearn (``nilearn.glm.threshold_stats_img``)."""
+
+DEFAULT_ALPHA = {"fpr": 0.001, "fdr": 0.05, "bonferroni": 0.05}
+"""Default alpha per height control (uncorrected p < 0.001; FDR q / FWE p < 0.05)."""
 
 Sign = Literal["positive", "negative", "absolute"]
 Rule = Literal["peak", "cog"]
@@ -280,6 +294,11 @@ class ActivationTarget:
     sign : str
     rule : str
     notes : tuple of str
+    extra : dict
+        Strategy-specific details merged into :meth:`describe`.
+    candidates : tuple of dict
+        Ranked alternatives, best first: ``target_mm`` (map frame), ``value``,
+        ``cluster_size_voxels``, ``score``, ``why``.
     """
 
     target: Points
@@ -293,10 +312,13 @@ class ActivationTarget:
     sign: str
     rule: str
     notes: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict)
+    candidates: tuple[dict, ...] = ()
 
     def describe(self) -> dict:
         """JSON-ready summary for the record's ``activation`` entry."""
         return {
+            **self.extra,
             "threshold": self.threshold,
             "sign": self.sign,
             "rule": self.rule,
@@ -318,6 +340,109 @@ def _signed(data: np.ndarray, sign: str) -> np.ndarray:
     if sign == "absolute":
         return np.abs(data)
     raise ActivationError(f"sign must be 'positive', 'negative' or 'absolute', got {sign!r}.")
+
+
+def _extent_filter(above: np.ndarray, affine: np.ndarray, min_cluster_mm3: float) -> np.ndarray:
+    """Keep the supra-threshold voxels whose whole-map cluster is at least ``min_cluster_mm3``.
+
+    Clusters are formed on the whole map (26-connectivity), before any ROI, as a
+    published cluster-extent threshold is.
+    """
+    if not min_cluster_mm3:
+        return above
+    if not np.isfinite(min_cluster_mm3) or min_cluster_mm3 < 0:
+        raise ActivationError(f"--min-cluster-mm3 must be >= 0, got {min_cluster_mm3!r}.")
+    labels, n = ndimage.label(above, structure=_CONNECTIVITY)
+    if n == 0:
+        return above
+    voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
+    sizes = np.bincount(labels.ravel())[1:] * voxel_mm3
+    keep = np.concatenate([[False], sizes >= min_cluster_mm3])
+    return keep[labels]
+
+
+def statistical_threshold(
+    activation: ImageLike,
+    *,
+    height_control: str,
+    alpha: float | None = None,
+    sign: Sign = "positive",
+) -> tuple[float, dict]:
+    """Voxel-level threshold of a z map by FPR, FDR or Bonferroni, computed by nilearn.
+
+    ``nilearn.glm.threshold_stats_img`` over the map's non-zero voxels (NaN read
+    as 0): ``sign="absolute"`` is two-sided (alpha split over both tails);
+    ``"positive"`` is one-sided on the map, ``"negative"`` one-sided on the
+    negated map.
+
+    Parameters
+    ----------
+    activation : str, os.PathLike or nibabel image
+        3-D z map.
+    height_control : {"fpr", "fdr", "bonferroni"}
+    alpha : float, optional
+        Default :data:`DEFAULT_ALPHA` for the method.
+    sign : {"positive", "negative", "absolute"}
+
+    Returns
+    -------
+    threshold : float
+        z threshold, applied as ``signed value > threshold``.
+    info : dict
+        JSON-ready: method, alpha, two_sided, n_voxels_tested, threshold, library.
+
+    Raises
+    ------
+    ActivationError
+        Unknown method, alpha outside (0, 1), or no voxel survives.
+    """
+    import warnings
+
+    from nilearn import __version__ as nilearn_version
+    from nilearn.glm import threshold_stats_img
+
+    if height_control not in HEIGHT_CONTROLS:
+        raise ActivationError(
+            f"--height-control must be one of {list(HEIGHT_CONTROLS)}, got {height_control!r}."
+        )
+    alpha = DEFAULT_ALPHA[height_control] if alpha is None else float(alpha)
+    if not 0.0 < alpha < 1.0:
+        raise ActivationError(f"--alpha must be between 0 and 1, got {alpha!r}.")
+    act = check_img(activation, name="activation map", nan_policy="zero")
+    data = act.get_fdata()
+    if sign == "negative":
+        data = -data
+    elif sign not in ("positive", "absolute"):
+        raise ActivationError(f"sign must be 'positive', 'negative' or 'absolute', got {sign!r}.")
+    mask = nib.Nifti1Image((data != 0).astype(np.uint8), act.affine)
+    stat = nib.Nifti1Image(data.astype(np.float64), act.affine)
+    two_sided = sign == "absolute"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nilearn's notes about future defaults
+        _, threshold = threshold_stats_img(
+            stat,
+            mask_img=mask,
+            alpha=alpha,
+            height_control=height_control,
+            cluster_threshold=0,
+            two_sided=two_sided,
+        )
+    threshold = float(threshold)
+    n_tested = int(np.count_nonzero(data))
+    if not np.isfinite(threshold):
+        raise ActivationError(
+            f"no voxel of the activation map survives {height_control.upper()} at alpha "
+            f"{alpha:g} ({n_tested} voxels tested); use a less strict --alpha or --threshold."
+        )
+    return threshold, {
+        "method": height_control,
+        "alpha": alpha,
+        "two_sided": two_sided,
+        "n_voxels_tested": n_tested,
+        "voxels_tested": "non-zero voxels of the map (NaN read as 0)",
+        "threshold": round(threshold, 6),
+        "library": f"nilearn {nilearn_version} (nilearn.glm.threshold_stats_img)",
+    }
 
 
 def _peak_index(affine: np.ndarray, idx: np.ndarray, values: np.ndarray) -> int:
@@ -345,6 +470,8 @@ def select_target(
     sign: Sign = "positive",
     rule: Rule = "peak",
     roi_label: str = "the ROI",
+    n_candidates: int = 3,
+    min_cluster_mm3: float = 0.0,
 ) -> ActivationTarget:
     """Choose the cortical target: activation above threshold inside the ROI.
 
@@ -369,6 +496,12 @@ def select_target(
         into the cluster.
     roi_label : str
         How to name the ROI in error messages.
+    n_candidates : int
+        How many other clusters (ranked like the chosen one: size, then peak)
+        to return as candidates, each with the same rule applied.
+    min_cluster_mm3 : float
+        Cluster-extent threshold: supra-threshold clusters of the whole map
+        smaller than this (mm^3) are dropped before the ROI is applied.
 
     Returns
     -------
@@ -388,7 +521,7 @@ def select_target(
     act = check_img(activation, name="activation map", nan_policy="zero")
     values = act.get_fdata()
     signed = _signed(values, sign)
-    above = signed > threshold
+    above = _extent_filter(signed > threshold, act.affine, min_cluster_mm3)
     if not above.any():
         raise ActivationError(
             f"no voxel of the activation map passes the threshold ({sign} > {threshold}; "
@@ -446,6 +579,30 @@ def select_target(
         nearest = int(np.argmin(np.sum((cluster_world - cog_world) ** 2, axis=1)))
         target_ijk = idx[nearest]
     voxel_volume = float(abs(np.linalg.det(act.affine[:3, :3])))
+    candidates = []
+    for rank, k in enumerate(order[1 : 1 + max(0, int(n_candidates))], start=2):
+        other = labels == int(k) + 1
+        o_idx = np.argwhere(other)
+        o_signed = signed[other]
+        if rule == "peak":
+            o_ijk = o_idx[_peak_index(act.affine, o_idx, o_signed)]
+        else:
+            w = o_signed - threshold
+            o_cog = voxel_to_world(act.affine, (o_idx * w[:, None]).sum(0) / w.sum())
+            o_world = voxel_to_world(act.affine, o_idx)
+            o_ijk = o_idx[int(np.argmin(np.sum((o_world - o_cog) ** 2, axis=1)))]
+        candidates.append(
+            {
+                "target_mm": np.round(voxel_to_world(act.affine, o_ijk)[0], 4).tolist(),
+                "value": round(float(values[tuple(o_ijk)]), 6),
+                "cluster_size_voxels": int(sizes[k]),
+                "score": int(sizes[k]),
+                "why": (
+                    f"rank {rank}: a smaller supra-threshold cluster ({int(sizes[k])} voxels vs "
+                    f"{int(sizes[chosen - 1])} for the chosen one; peak {float(peaks[k]):.2f})"
+                ),
+            }
+        )
     return ActivationTarget(
         target=Points(voxel_to_world(act.affine, target_ijk), frame),
         peak=Points(voxel_to_world(act.affine, peak_ijk), frame),
@@ -458,4 +615,183 @@ def select_target(
         sign=sign,
         rule=rule,
         notes=tuple(notes),
+        candidates=tuple(candidates),
+        extra={"min_cluster_mm3": float(min_cluster_mm3)} if min_cluster_mm3 else {},
+    )
+
+
+def select_target_depth_aware(
+    activation: ImageLike,
+    roi_mask: ImageLike,
+    *,
+    frame: str,
+    depth_of: Callable[[np.ndarray], np.ndarray],
+    max_depth_mm: float,
+    d_half_mm: float,
+    scalp_to_cortex_mm: float,
+    threshold: float = DEFAULT_THRESHOLD,
+    sign: Sign = "positive",
+    roi_label: str = "the ROI",
+    n_candidates: int = 3,
+    min_cluster_mm3: float = 0.0,
+) -> ActivationTarget:
+    """Choose the best supra-threshold voxel in the ROI within the coil's reach.
+
+    Every supra-threshold voxel inside the ROI gets the score
+
+        score = value * 0.5 ** (max(0, depth - scalp_to_cortex_mm) / d_half_mm)
+
+    (``value`` in the chosen sign, ``depth`` = distance to the scalp): the map
+    value discounted by the coil's half-value depth below the cortex. Voxels
+    deeper than ``max_depth_mm`` are out of reach and never chosen while a
+    reachable one exists; without any, the shallowest voxel is returned (the
+    plan then reports it unreachable). Ties: the voxel with the smallest world
+    x, y, z.
+
+    Parameters
+    ----------
+    activation, roi_mask, frame, threshold, sign, roi_label
+        As for :func:`select_target`.
+    depth_of : callable
+        ``(n, 3)`` points in ``frame`` (mm) -> ``(n,)`` depth below the scalp (mm).
+    max_depth_mm : float
+        The coil's reach (or ``--max-depth``).
+    d_half_mm : float
+        The coil's half-value depth (mm).
+    scalp_to_cortex_mm : float
+        Depth above which the field counts as undiminished.
+    n_candidates : int
+        How many other clusters to return as candidates (each by its best
+        score, reachable ones first).
+    min_cluster_mm3 : float
+        Cluster-extent threshold on the whole map (see :func:`select_target`).
+
+    Returns
+    -------
+    ActivationTarget
+        ``rule="depth-aware"``; ``extra`` holds the trade-off (chosen and
+        strongest voxel, their values, depths and scores) and the scoring rule.
+
+    Raises
+    ------
+    ActivationError, EmptyIntersectionError
+        As for :func:`select_target`.
+    """
+    if not np.isfinite(threshold) or threshold < 0:
+        raise ActivationError(f"threshold must be a finite number >= 0, got {threshold}.")
+    act = check_img(activation, name="activation map", nan_policy="zero")
+    values = act.get_fdata()
+    signed = _signed(values, sign)
+    roi = resample_to_img(
+        roi_mask, act, interpolation="nearest", source_name=roi_label, target_name="activation map"
+    )
+    above = _extent_filter(signed > threshold, act.affine, min_cluster_mm3)
+    candidate = above & (roi.get_fdata() > 0)
+    if not candidate.any():
+        raise EmptyIntersectionError(
+            f"no supra-threshold voxel of the activation map lies inside {roi_label} "
+            f"({sign} > {threshold}); lower --threshold or choose another ROI."
+        )
+    idx = np.argwhere(candidate)
+    world = voxel_to_world(act.affine, idx)
+    value = signed[candidate]
+    depth = np.asarray(depth_of(world), dtype=np.float64)
+    factor = 0.5 ** (np.maximum(0.0, depth - scalp_to_cortex_mm) / d_half_mm)
+    score = value * factor
+    reachable = depth <= max_depth_mm
+    rounded = np.round(world, 6)
+    if reachable.any():
+        pool = np.flatnonzero(reachable)
+        keys = (rounded[pool, 2], rounded[pool, 1], rounded[pool, 0], -np.round(score[pool], 9))
+        best = int(pool[np.lexsort(keys)[0]])
+    else:
+        keys = (rounded[:, 2], rounded[:, 1], rounded[:, 0], np.round(depth, 6))
+        best = int(np.lexsort(keys)[0])
+    strongest = int(np.lexsort((rounded[:, 2], rounded[:, 1], rounded[:, 0], -value))[0])
+    labels, n_clusters = ndimage.label(candidate, structure=_CONNECTIVITY)
+    cluster = labels == labels[tuple(idx[best])]
+    voxel_label = labels[tuple(idx.T)]
+    alternatives = []
+    for k in range(1, n_clusters + 1):
+        if k == voxel_label[best]:
+            continue
+        members = np.flatnonzero(voxel_label == k)
+        pool = members[reachable[members]] if reachable[members].any() else members
+        keys = (rounded[pool, 2], rounded[pool, 1], rounded[pool, 0], -np.round(score[pool], 9))
+        alternatives.append(int(pool[np.lexsort(keys)[0]]))
+    alternatives.sort(key=lambda i: (not reachable[i], -round(float(score[i]), 9), *rounded[i]))
+    voxel_volume = float(abs(np.linalg.det(act.affine[:3, :3])))
+
+    def describe_voxel(i: int) -> dict:
+        return {
+            "mm": np.round(world[i], 4).tolist(),
+            "value": round(float(values[tuple(idx[i])]), 6),
+            "depth_mm": round(float(depth[i]), 3),
+            "score": round(float(score[i]), 6),
+            "reachable": bool(reachable[i]),
+        }
+
+    notes = []
+    if not reachable.any():
+        why = (
+            f"no supra-threshold voxel of {roi_label} is within the {max_depth_mm:g} mm reach; "
+            "the shallowest one was taken"
+        )
+        notes.append(f"depth-aware: {why}.")
+    elif strongest == best:
+        why = "the strongest supra-threshold voxel is also within reach and scores best"
+    else:
+        s_val, s_depth = float(value[strongest]), float(depth[strongest])
+        c_val, c_depth = float(value[best]), float(depth[best])
+        where = (
+            f"beyond the {max_depth_mm:g} mm reach"
+            if not reachable[strongest]
+            else f"scored {float(score[strongest]):.2f} after the depth discount"
+        )
+        why = (
+            f"the strongest activation ({s_val:.2f} at {s_depth:.1f} mm below the scalp) is "
+            f"{where}; the chosen site ({c_val:.2f} at {c_depth:.1f} mm, score "
+            f"{float(score[best]):.2f}) is the best value-for-depth within reach"
+        )
+        notes.append(f"depth-aware: {why}.")
+    return ActivationTarget(
+        target=Points(world[best], frame),
+        peak=Points(world[strongest], frame),
+        peak_value=float(values[tuple(idx[strongest])]),
+        target_value=float(values[tuple(idx[best])]),
+        cluster_size_voxels=int(cluster.sum()),
+        cluster_volume_mm3=float(cluster.sum()) * voxel_volume,
+        n_clusters=int(n_clusters),
+        threshold=float(threshold),
+        sign=sign,
+        rule="depth-aware",
+        notes=tuple(notes),
+        candidates=tuple(
+            {
+                "target_mm": np.round(world[i], 4).tolist(),
+                "value": round(float(values[tuple(idx[i])]), 6),
+                "cluster_size_voxels": int((voxel_label == voxel_label[i]).sum()),
+                "score": round(float(score[i]), 6),
+                "why": (
+                    f"rank {rank}: value {float(value[i]):.2f} at {float(depth[i]):.1f} mm "
+                    f"({'within' if reachable[i] else 'beyond'} reach), score "
+                    f"{float(score[i]):.2f} vs {float(score[best]):.2f} for the chosen site"
+                ),
+            }
+            for rank, i in enumerate(alternatives[: max(0, int(n_candidates))], start=2)
+        ),
+        extra={
+            "strategy": "depth-aware",
+            "scoring_rule": (
+                f"score = value x 0.5 ** (max(0, depth - {scalp_to_cortex_mm:g} mm) / "
+                f"{d_half_mm:g} mm), among supra-threshold ROI voxels within the "
+                f"{max_depth_mm:g} mm reach"
+            ),
+            "trade_off": why,
+            "chosen": describe_voxel(best),
+            "strongest": describe_voxel(strongest),
+            "n_voxels_scored": int(len(value)),
+            "min_cluster_mm3": float(min_cluster_mm3),
+            "n_voxels_within_reach": int(reachable.sum()),
+        },
     )

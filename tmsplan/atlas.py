@@ -53,6 +53,9 @@ __all__ = [
     "roi_mask_img",
     "format_roi_table",
     "roi_description",
+    "roi_depths_mm",
+    "reachability",
+    "format_reachability_table",
 ]
 
 ATLAS_FILENAME = "craving_rois.tsv"
@@ -61,8 +64,9 @@ ATLAS_FILENAME = "craving_rois.tsv"
 HEMISPHERES = ("L", "R", "midline")
 """Allowed ``hemisphere`` values."""
 
-SOURCE_KINDS = ("seed_table", "primary_paper", "tms_literature", "atlas_centroid")
-"""Allowed ``source_kind`` values: where a row's coordinate comes from."""
+SOURCE_KINDS = ("seed_table", "primary_paper", "tms_literature", "atlas_centroid", "roi_set")
+"""Allowed ``source_kind`` values: where a row's coordinate comes from (``roi_set``: a
+published coordinate ROI set shipped offline with nilearn, picked by a stated label rule)."""
 
 MIDLINE_MAX_ABS_X_MM = 10.0
 """A ``midline`` ROI must have its centre within this distance of x = 0 (mm)."""
@@ -118,7 +122,7 @@ class Roi:
         Short citation of the study that motivates the region (``"Zhang et al. 2018"``).
     coordinate_source : str
         Exactly where the coordinate comes from (e.g. the seed review's Table 1 row).
-    source_kind : {"seed_table", "primary_paper", "tms_literature", "atlas_centroid"}
+    source_kind : {"seed_table", "primary_paper", "tms_literature", "atlas_centroid", "roi_set"}
     notes : str
         Caveats: discrepancies, stand-in coordinates and why.
     peak_z : float or None
@@ -620,3 +624,117 @@ def roi_description(roi: Roi) -> dict:
         "notes": roi.notes,
         "atlas": f"tmsplan {ATLAS_FILENAME}",
     }
+
+
+# --------------------------------------------------------------------------- reach
+
+
+@functools.lru_cache(maxsize=4)
+def _depths(centres: tuple[tuple[float, float, float], ...]) -> tuple[float, ...]:
+    from tmsplan.bundled import load_mni_head
+    from tmsplan.head import scalp_surface
+    from tmsplan.projection import nearest_surface_point
+
+    scalp = scalp_surface(load_mni_head(1), frame=MNI_FRAME, name="embedded MNI head")
+    fov = np.asarray(scalp.fov_boundary, dtype=bool)
+    skin = ~fov[scalp.mesh.faces].any(axis=1) if fov.any() else None
+    return tuple(
+        float(nearest_surface_point(scalp.mesh, np.asarray(c), face_mask=skin)[1]) for c in centres
+    )
+
+
+def roi_depths_mm(rois: tuple[Roi, ...] | list[Roi]) -> dict[str, float]:
+    """Depth of each ROI centre below the scalp of the embedded MNI152NLin6Asym head.
+
+    The depth is the distance from the centre to the nearest scalp point (the
+    field-of-view cut at the neck is not scalp), the same rule a plan uses for
+    its target.
+
+    Parameters
+    ----------
+    rois : sequence of Roi
+
+    Returns
+    -------
+    dict
+        ROI id -> depth in mm (computed once per set of centres, then cached).
+    """
+    centres = tuple(tuple(float(v) for v in roi.centre_mni) for roi in rois)
+    return {roi.id: depth for roi, depth in zip(rois, _depths(centres), strict=True)}
+
+
+def reachability(rois: tuple[Roi, ...] | list[Roi], coils=None) -> list[dict]:
+    """Which coils of the catalogue reach each ROI centre on the embedded head.
+
+    Parameters
+    ----------
+    rois : sequence of Roi
+    coils : sequence of tmsplan.coils.Coil, optional
+        Default: the whole catalogue.
+
+    Returns
+    -------
+    list of dict
+        Per ROI: ``id``, ``depth_mm`` (centre below the scalp),
+        ``nearest_part_mm`` (depth minus radius) and ``reachable_with``
+        (coil ids whose reach >= the centre's depth).
+    """
+    from tmsplan.coils import load_coils
+
+    coils = load_coils() if coils is None else coils
+    depths = roi_depths_mm(rois)
+    return [
+        {
+            "id": roi.id,
+            "depth_mm": round(depths[roi.id], 1),
+            "nearest_part_mm": round(max(0.0, depths[roi.id] - roi.radius_mm), 1),
+            "reachable_with": [c.id for c in coils if c.reach_mm >= depths[roi.id]],
+        }
+        for roi in rois
+    ]
+
+
+def format_reachability_table(rois: tuple[Roi, ...] | list[Roi], coils=None) -> str:
+    """Text table of ROIs with their depth and the coils that reach them (``tmsplan rois``).
+
+    Parameters
+    ----------
+    rois : sequence of Roi
+    coils : sequence of tmsplan.coils.Coil, optional
+
+    Returns
+    -------
+    str
+    """
+    from tmsplan.coils import REACH_RULE, SCALP_TO_CORTEX_MM
+
+    reach = {row["id"]: row for row in reachability(rois, coils)}
+    header = ("id", "drug", "region", "hemi", "MNI x, y, z (mm)", "depth", "reached by")
+    lines = [
+        (
+            roi.id,
+            roi.drug,
+            roi.region if len(roi.region) <= 40 else roi.region[:37] + "...",
+            roi.hemisphere,
+            _fmt_xyz(roi.centre_mni),
+            f"{reach[roi.id]['depth_mm']:.1f} mm",
+            ", ".join(reach[roi.id]["reachable_with"]) or "no coil",
+        )
+        for roi in rois
+    ]
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+
+    def render(row: tuple[str, ...]) -> str:
+        return "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+
+    out = [render(header), render(tuple("-" * w for w in widths)), *(render(r) for r in lines)]
+    out += [
+        "",
+        "depth: ROI centre to the nearest scalp point of the embedded MNI152NLin6Asym head; "
+        "a coil reaches an ROI when its reach >= that depth; "
+        + REACH_RULE.format(offset=SCALP_TO_CORTEX_MM)
+        + ". Sources: README.md beside "
+        + ATLAS_FILENAME
+        + "; coils: 'tmsplan coils'.",
+    ]
+    return "\n".join(out)

@@ -92,14 +92,18 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sign",
         choices=("positive", "negative", "absolute"),
-        default="positive",
-        help="which side of the threshold counts (default positive)",
+        default=None,
+        help=(
+            "which side of the threshold counts (default positive); with --strategy "
+            "connectivity: negative = most anticorrelated site (default), positive = most "
+            "correlated"
+        ),
     )
     parser.add_argument(
         "--rule",
         choices=("peak", "cog"),
-        default="peak",
-        help="target = peak of the largest cluster in the ROI, or its centre of gravity",
+        default=None,
+        help="same as --strategy peak|cog (kept for older command lines)",
     )
     parser.add_argument(
         "--coil-skin-distance",
@@ -118,9 +122,18 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-depth",
         type=float,
-        default=_Default("tmsplan.projection", "DEFAULT_MAX_DEPTH_MM"),
+        default=None,
         metavar="MM",
-        help="deepest reachable target, mm (default %(default)s)",
+        help=(
+            "deepest reachable target below the scalp, mm (default: the coil's reach; "
+            "30 mm for the default 70 mm figure-8)"
+        ),
+    )
+    parser.add_argument(
+        "--coil",
+        default=None,
+        metavar="ID",
+        help="coil from tmsplan's catalogue (see 'tmsplan coils'; default fig8_70)",
     )
     parser.add_argument(
         "--formats",
@@ -128,6 +141,59 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
         help="comma-separated export formats, or 'all' (default) or 'none'",
     )
     parser.add_argument("--no-report", action="store_true", help="skip pictures and report.html")
+    parser.add_argument(
+        "--strategy",
+        choices=("peak", "cog", "depth-aware", "connectivity"),
+        default=None,
+        help=(
+            "how the target is chosen: peak (default) or cog of the largest cluster in the "
+            "ROI; depth-aware (best value for depth within the coil's reach); connectivity "
+            "(site of --roi most anticorrelated with --seed-roi in --rest)"
+        ),
+    )
+    parser.add_argument(
+        "--rest", type=Path, metavar="BOLD", help="connectivity: 4-D resting-state run (MNI)"
+    )
+    parser.add_argument(
+        "--confounds", type=Path, metavar="TSV", help="connectivity: fMRIPrep confounds TSV"
+    )
+    parser.add_argument(
+        "--rest-mask", type=Path, metavar="MASK", help="connectivity: brain mask of the run"
+    )
+    parser.add_argument(
+        "--min-cluster-mm3",
+        type=float,
+        default=0.0,
+        metavar="MM3",
+        help="cluster-extent threshold: drop supra-threshold clusters smaller than this",
+    )
+    parser.add_argument(
+        "--height-control",
+        choices=("fpr", "fdr", "bonferroni"),
+        default=None,
+        help="replace --threshold by a voxel-level threshold computed with nilearn",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="alpha of --height-control (default 0.001 for fpr, 0.05 for fdr/bonferroni)",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=3,
+        metavar="N",
+        help="list up to N ranked alternative targets after the chosen one (default 3)",
+    )
+    parser.add_argument(
+        "--export-candidates",
+        action="store_true",
+        help="also write the alternative targets into the navigator files and tables",
+    )
+    seed = parser.add_mutually_exclusive_group()
+    seed.add_argument("--seed-roi", metavar="ID", help="connectivity: deep seed ROI id")
+    seed.add_argument("--seed-mask", type=Path, metavar="MASK", help="connectivity: seed mask")
     parser.add_argument("--subject", help="subject label stored in the record")
     parser.add_argument(
         "--motor-threshold",
@@ -221,7 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_plan_options(p_demo)
 
-    sub.add_parser("rois", help="list the craving ROIs of tmsplan's atlas")
+    p_rois = sub.add_parser("rois", help="list the craving ROIs of tmsplan's atlas")
+    p_rois.add_argument(
+        "--drug", help="only this drug (cocaine, heroin, methamphetamine, reference)"
+    )
+    p_rois.add_argument(
+        "--reachable-with", metavar="COIL", help="only ROIs whose centre this coil reaches"
+    )
+    p_rois.add_argument(
+        "--reach", action="store_true", help="show depth and the coils that reach each ROI"
+    )
+    sub.add_parser("coils", help="list the TMS coils tmsplan knows, with their reach")
 
     p_export = sub.add_parser("export", help="re-export a saved plan (target.json)")
     p_export.add_argument("record", type=Path, help="target.json of a plan (or its folder)")
@@ -318,8 +394,9 @@ def _summary(record: dict, out: Path) -> str:
         )
         cortical = ", ".join(f"{v:.1f}" for v in target["cortical_mm"])
         scalp = ", ".join(f"{v:.1f}" for v in target["scalp_mm"])
+        role = " [alternative]" if target.get("role") == "candidate" else ""
         lines.append(
-            f"  {target['name']}: cortical ({cortical}) -> scalp ({scalp}), "
+            f"  {target['name']}{role}: cortical ({cortical}) -> scalp ({scalp}), "
             f"depth {target['depth_mm']:.1f} mm, {status}"
         )
     eeg, dose = record.get("eeg1020"), record.get("dose")
@@ -336,15 +413,34 @@ def _summary(record: dict, out: Path) -> str:
 
 def _plan_kwargs(args: argparse.Namespace) -> dict:
     _resolve_defaults(args)  # idempotent; main() has normally done it
+    if args.rule and args.strategy and args.rule != args.strategy:
+        raise TmsplanError(
+            f"--rule {args.rule} and --strategy {args.strategy} disagree; --rule is the old "
+            "name of --strategy peak|cog, give only --strategy."
+        )
+    strategy = args.strategy or args.rule or "peak"
     return {
         "threshold": args.threshold,
-        "sign": args.sign,
-        "rule": args.rule,
+        "sign": args.sign or "positive",
+        "rule": args.rule or "peak",
+        "strategy": strategy,
+        "rest": args.rest,
+        "confounds": args.confounds,
+        "rest_mask": args.rest_mask,
+        "seed_roi": args.seed_roi,
+        "seed_mask": args.seed_mask,
+        "connectivity_sign": args.sign or "negative",
+        "candidates": args.candidates,
+        "min_cluster_mm3": args.min_cluster_mm3,
+        "height_control": args.height_control,
+        "alpha": args.alpha,
+        "export_candidates": args.export_candidates,
         "coil_skin_distance_mm": args.coil_skin_distance,
         "handle_angle_deg": args.handle_angle,
         "max_depth_mm": args.max_depth,
         "motor_threshold": args.motor_threshold,
         "landmarks": args.landmarks,
+        "coil": args.coil,
     }
 
 
@@ -381,7 +477,9 @@ def _run_plan(args: argparse.Namespace) -> int:
     from tmsplan.outputs import check_replaceable_folder
 
     sources = [args.activation, args.peaks, args.target_mni, args.target_t1]
-    if sum(x is not None for x in sources) != 1:
+    if args.strategy == "connectivity":
+        pass  # the run chooses the target; plan_target checks the inputs
+    elif sum(x is not None for x in sources) != 1:
         raise TmsplanError(
             "give exactly one of --activation MAP, --peaks TABLE, --target-mni X Y Z or "
             "--target-t1 X Y Z."
@@ -435,9 +533,36 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_rois(args: argparse.Namespace) -> int:
-    from tmsplan.atlas import format_roi_table, load_rois
+    from tmsplan.atlas import format_reachability_table, format_roi_table, load_rois, reachability
 
-    print(format_roi_table(load_rois()))
+    rois = list(load_rois())
+    if args.drug:
+        drugs = sorted({r.drug for r in rois})
+        rois = [r for r in rois if r.drug == args.drug.strip().lower()]
+        if not rois:
+            raise TmsplanError(
+                f"no ROI for --drug {args.drug!r}; the atlas has {', '.join(drugs)}."
+            )
+    if args.reachable_with:
+        from tmsplan.coils import get_coil
+
+        coil = get_coil(args.reachable_with)
+        reach = {row["id"]: row for row in reachability(rois)}
+        rois = [r for r in rois if coil.id in reach[r.id]["reachable_with"]]
+        if not rois:
+            print(f"no ROI centre is within the {coil.reach_mm:g} mm reach of the {coil.name}.")
+            return 0
+    if args.reach or args.reachable_with:
+        print(format_reachability_table(rois))
+    else:
+        print(format_roi_table(rois))
+    return 0
+
+
+def _run_coils(args: argparse.Namespace) -> int:
+    from tmsplan.coils import format_coil_table, load_coils
+
+    print(format_coil_table(load_coils()))
     return 0
 
 
@@ -595,6 +720,7 @@ _COMMANDS = {
     "plan": _run_plan,
     "demo": _run_demo,
     "rois": _run_rois,
+    "coils": _run_coils,
     "export": _run_export,
     "validate": _run_validate,
     "report": _run_report,

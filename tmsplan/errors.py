@@ -27,6 +27,8 @@ __all__ = [
     "RenderError",
     "TmsplanWarning",
     "PlanWarning",
+    "CoilError",
+    "ConnectivityError",
 ]
 
 
@@ -102,3 +104,14 @@ class TmsplanWarning(UserWarning):
 
 class PlanWarning(TmsplanWarning):
     """A warning about a plan: also in its record's ``warnings`` list (see ``plan_target``)."""
+
+
+class CoilError(TmsplanError, KeyError):
+    """Unknown coil id, or an invalid coil catalogue."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConnectivityError(TmsplanError, ValueError):
+    """Invalid resting-state input for the connectivity strategy."""

@@ -26,9 +26,17 @@ import nibabel as nib
 import numpy as np
 
 from tmsplan import __version__, interrupts
-from tmsplan.activation import DEFAULT_THRESHOLD, ActivationTarget, select_target
+from tmsplan.activation import (
+    DEFAULT_THRESHOLD,
+    STRATEGIES,
+    ActivationTarget,
+    select_target,
+    select_target_depth_aware,
+    statistical_threshold,
+)
 from tmsplan.atlas import get_roi, roi_description, roi_mask_img
 from tmsplan.bundled import load_mni_brain_mask, mni_head_path
+from tmsplan.coils import SCALP_TO_CORTEX_MM, coil_description, deep_target_verdict, get_coil
 from tmsplan.errors import ActivationError, PlanWarning, RoiError, SpaceError
 from tmsplan.head import ScalpSurface, scalp_surface
 from tmsplan.headcheck import check_entry, image_warnings
@@ -46,7 +54,6 @@ from tmsplan.projection import (
     COIL_AXES,
     DEFAULT_COIL_SKIN_DISTANCE_MM,
     DEFAULT_HANDLE_ANGLE_DEG,
-    DEFAULT_MAX_DEPTH_MM,
     DEFAULT_MIDLINE_MM,
     DEFAULT_NORMAL_RADIUS_MM,
     HANDLE_RULE,
@@ -284,6 +291,73 @@ def _resolve_transform(
     return xfm, registration, info
 
 
+def _connectivity_choice(
+    activation, target_mni, target_t1, rest, confounds, rest_mask, seed_roi, seed_mask,
+    roi, roi_mask, sign, activation_space, n_candidates,
+):  # fmt: skip
+    """Run the connectivity strategy (MNI-space run) and return its ConnectivityTarget."""
+    from tmsplan.connectivity import connectivity_target
+    from tmsplan.errors import ConnectivityError
+
+    if rest is None:
+        raise ConnectivityError(
+            "--strategy connectivity needs the participant's resting-state run: --rest "
+            "BOLD.nii.gz (4-D, in the ROIs' MNI space), a deep --seed-roi and a --roi to search."
+        )
+    if any(x is not None for x in (activation, target_mni, target_t1)):
+        raise ConnectivityError(
+            "--strategy connectivity chooses the target itself; leave out --activation, "
+            "--peaks, --target-mni and --target-t1."
+        )
+    if activation_space != "MNI":
+        raise ConnectivityError(
+            "--strategy connectivity takes a run in MNI space (the ROIs' space); the target "
+            "is carried into the T1 with --mni-to-t1/--register."
+        )
+    return connectivity_target(
+        rest,
+        seed_roi=seed_roi,
+        seed_mask=seed_mask,
+        roi=roi,
+        roi_mask=roi_mask,
+        confounds=confounds,
+        rest_mask=rest_mask,
+        sign=sign,
+        frame=MNI_FRAME,
+        n_candidates=n_candidates,
+    )
+
+
+def _depth_function(scalp: ScalpSurface, to_head, frame: str):
+    """Depth below the scalp (mm) of points in ``frame``: distance to the nearest skin vertex."""
+    from scipy.spatial import cKDTree
+
+    vertices = np.asarray(scalp.mesh.vertices, dtype=np.float64)
+    skin = ~np.asarray(scalp.fov_boundary, dtype=bool)
+    tree = cKDTree(vertices[skin] if skin.any() else vertices)
+
+    def depth_of(points: np.ndarray) -> np.ndarray:
+        pts = Points(np.asarray(points, dtype=np.float64), frame)
+        head = to_head(pts).xyz if to_head is not None else pts.xyz
+        return tree.query(head)[0]
+
+    return depth_of
+
+
+def _strategy_description(strategy: str, chosen, conn) -> dict:
+    """The record's ``strategy`` entry: which rule chose the target, and its evidence."""
+    if conn is not None:
+        return {"name": strategy, **conn.info}
+    if chosen is not None and chosen.extra:
+        return {"name": strategy, **chosen.extra}
+    rules = {
+        "peak": "peak voxel of the largest supra-threshold cluster in the ROI",
+        "cog": "value-weighted centre of gravity of the largest supra-threshold cluster in "
+        "the ROI, snapped into the cluster",
+    }
+    return {"name": strategy, "rule": rules.get(strategy, "target given by the user")}
+
+
 def plan_target(
     activation: ImageLike | None = None,
     *,
@@ -305,11 +379,24 @@ def plan_target(
     rule: Literal["peak", "cog"] = "peak",
     coil_skin_distance_mm: float = DEFAULT_COIL_SKIN_DISTANCE_MM,
     handle_angle_deg: float = DEFAULT_HANDLE_ANGLE_DEG,
-    max_depth_mm: float = DEFAULT_MAX_DEPTH_MM,
+    max_depth_mm: float | None = None,
     normal_radius_mm: float = DEFAULT_NORMAL_RADIUS_MM,
     activation_source: dict | None = None,
     motor_threshold: float | None = None,
     landmarks: Any = None,
+    coil: str | None = None,
+    strategy: str | None = None,
+    rest: ImageLike | None = None,
+    confounds: str | os.PathLike | None = None,
+    rest_mask: ImageLike | None = None,
+    seed_roi: str | None = None,
+    seed_mask: ImageLike | None = None,
+    connectivity_sign: Literal["negative", "positive"] = "negative",
+    candidates: int = 3,
+    export_candidates: bool = False,
+    min_cluster_mm3: float = 0.0,
+    height_control: Literal["fpr", "fdr", "bonferroni"] | None = None,
+    alpha: float | None = None,
 ) -> Plan:
     """Plan one TMS target (all planning modes; see the module docstring).
 
@@ -351,7 +438,8 @@ def plan_target(
     threshold, sign, rule
         See :func:`tmsplan.activation.select_target`.
     coil_skin_distance_mm, handle_angle_deg, max_depth_mm, normal_radius_mm
-        See :func:`tmsplan.projection.place_coil`.
+        See :func:`tmsplan.projection.place_coil`. ``max_depth_mm=None`` (the
+        default) uses the coil's reach (:mod:`tmsplan.coils`).
     activation_source : dict, optional
         Provenance of a generated map (e.g. the peak table it was built from).
     motor_threshold : float, optional
@@ -359,6 +447,32 @@ def plan_target(
     landmarks : path, optional
         TSV of nasion, inion, LPA, RPA in the head's frame for the 10-20 positions
         (record key ``eeg1020``); default: found on the MNI head or carried from it.
+    coil : str, optional
+        Coil id from tmsplan's catalogue (``tmsplan coils``); default
+        ``"fig8_70"``, a 70 mm figure-8 coil.
+    strategy : {"peak", "cog", "depth-aware", "connectivity"}, optional
+        How the target is chosen (default: ``rule``). ``depth-aware``: best
+        value-for-depth supra-threshold voxel within the coil's reach
+        (:func:`tmsplan.activation.select_target_depth_aware`);
+        ``connectivity``: the search-ROI site most (anti)correlated with a deep
+        seed in a resting-state run (:mod:`tmsplan.connectivity`), chosen in
+        MNI and carried like a ``target_mni``.
+    rest, confounds, rest_mask, seed_roi, seed_mask, connectivity_sign
+        Inputs of the connectivity strategy (see
+        :func:`tmsplan.connectivity.connectivity_target`); ``roi``/``roi_mask``
+        is its search region.
+    candidates : int
+        Up to this many ranked alternatives follow the chosen target in
+        ``record["targets"]`` (``"role": "candidate"``, with score and why).
+    export_candidates : bool
+        Navigator files and tables include the candidates too (default: the
+        chosen target only).
+    min_cluster_mm3 : float
+        Cluster-extent threshold (mm^3) on the whole supra-threshold map.
+    height_control, alpha
+        Replace ``threshold`` by a voxel-level FPR/FDR/Bonferroni threshold
+        computed with nilearn (:func:`tmsplan.activation.statistical_threshold`);
+        two-sided for ``sign="absolute"``.
 
     Returns
     -------
@@ -376,6 +490,30 @@ def plan_target(
         snapped into the brain, defaced T1, ...): each is both in the record and
         issued with :func:`warnings.warn`.
     """
+    strategy = rule if strategy is None else strategy
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or not 0 <= candidates <= 20:
+        raise ActivationError(
+            f"--candidates must be a whole number from 0 to 20, got {candidates!r}."
+        )
+    if strategy not in STRATEGIES:
+        raise ActivationError(f"--strategy must be one of {list(STRATEGIES)}, got {strategy!r}.")
+    conn = None
+    if strategy == "connectivity":
+        conn = _connectivity_choice(
+            activation, target_mni, target_t1, rest, confounds, rest_mask, seed_roi, seed_mask,
+            roi, roi_mask, connectivity_sign, activation_space, candidates,
+        )  # fmt: skip
+        target_mni, roi_mask = conn.target.xyz[0], None
+        target_name = target_name or roi or "connectivity_target"
+    elif any(x is not None for x in (rest, confounds, rest_mask, seed_roi, seed_mask)):
+        raise ActivationError(
+            "--rest, --confounds, --rest-mask, --seed-roi and --seed-mask belong to "
+            "--strategy connectivity; add it or leave them out."
+        )
+    elif strategy in ("peak", "cog"):
+        rule = strategy
+    if strategy == "depth-aware" and activation is None:
+        raise ActivationError("--strategy depth-aware needs an activation map (--activation).")
     given = [x is not None for x in (activation, target_mni, target_t1)]
     if sum(given) != 1:
         raise ActivationError(
@@ -390,6 +528,10 @@ def plan_target(
             "a map rebuilt from a peak table (activation_source) is in MNI space; "
             "activation_space='T1w' does not apply to it."
         )
+    coil_obj = get_coil(coil)
+    max_depth_source = "--max-depth"
+    if max_depth_mm is None:
+        max_depth_mm, max_depth_source = coil_obj.reach_mm, f"reach of coil {coil_obj.id}"
     _check_parameters(
         threshold=threshold,
         coil_skin_distance_mm=coil_skin_distance_mm,
@@ -446,6 +588,8 @@ def plan_target(
 
     # -- the cortical target ----------------------------------------------------------
     chosen: ActivationTarget | None = None
+    early_scalp: ScalpSurface | None = None
+    threshold_info = None
     roi_info: dict | None = None
     roi_label = "the ROI"
     mask_img = None  # ROI on the activation map's grid
@@ -475,15 +619,40 @@ def plan_target(
             roi_info = {"id": None, "mask": _image_entry(roi_mask)}
             roi_label = "the ROI mask"
         act_frame = MNI_FRAME if activation_space == "MNI" else SUBJECT_FRAME
-        chosen = select_target(
-            act_img,
-            mask_img,
-            frame=act_frame,
-            threshold=threshold,
-            sign=sign,
-            rule=rule,
-            roi_label=roi_label,
-        )
+        if height_control is not None:
+            threshold, threshold_info = statistical_threshold(
+                act_img, height_control=height_control, alpha=alpha, sign=sign
+            )
+        if strategy == "depth-aware":
+            early_scalp = scalp_surface(t1_img, frame=frame, name="t1")
+            chosen = select_target_depth_aware(
+                act_img,
+                mask_img,
+                frame=act_frame,
+                depth_of=_depth_function(
+                    early_scalp, to_head if activation_space == "MNI" else None, act_frame
+                ),
+                max_depth_mm=max_depth_mm,
+                d_half_mm=10.0 * coil_obj.d_half_cm,
+                scalp_to_cortex_mm=SCALP_TO_CORTEX_MM,
+                threshold=threshold,
+                sign=sign,
+                roi_label=roi_label,
+                n_candidates=candidates,
+                min_cluster_mm3=min_cluster_mm3,
+            )
+        else:
+            chosen = select_target(
+                act_img,
+                mask_img,
+                frame=act_frame,
+                threshold=threshold,
+                sign=sign,
+                rule=rule,
+                roi_label=roi_label,
+                n_candidates=candidates,
+                min_cluster_mm3=min_cluster_mm3,
+            )
         warnings.extend(chosen.notes)
         if activation_space == "MNI":
             target_head = to_head(chosen.target)
@@ -575,7 +744,7 @@ def plan_target(
 
     # -- scalp, entry and coil ------------------------------------------------------
     interrupts.checkpoint("scalp")
-    scalp = scalp_surface(t1_img, frame=frame, name="t1")
+    scalp = early_scalp or scalp_surface(t1_img, frame=frame, name="t1")
     warnings.extend(image_warnings(scalp))
     placement = place_coil(
         target_head,
@@ -587,6 +756,7 @@ def plan_target(
         handle_angle_deg=handle_angle_deg,
         max_depth_mm=max_depth_mm,
         normal_radius_mm=normal_radius_mm,
+        coil_label=f"the {coil_obj.name}",
         **directions,
     )
     name = target_name or (roi if roi is not None else "target")
@@ -615,6 +785,12 @@ def plan_target(
         )
     if not placement.reachable:
         warnings.append(f"target {name!r} is NOT reachable: {placement.unreachable_reason}.")
+    deep_verdict = None
+    if placement.depth_mm > max_depth_mm:
+        deep_verdict = deep_target_verdict(
+            placement.depth_mm, coil_obj, max_depth_mm=max_depth_mm, roi_id=roi
+        )
+        warnings.append(f"target {name!r}: {deep_verdict['text']}")
     if placement.handle_how == "inferior-fallback":
         warnings.append(
             f"target {name!r}: the scalp there faces backwards, so the handle points down "
@@ -687,6 +863,8 @@ def plan_target(
             "handle_angle_deg": handle_angle_deg,
             "max_depth_mm": max_depth_mm,
             "normal_radius_mm": normal_radius_mm,
+            "coil": coil_obj.id,
+            "max_depth_source": max_depth_source,
             "entry_rule": "nearest scalp point to the cortical target",
             "handle_rule": HANDLE_RULE.format(angle=handle_angle_deg, midline=DEFAULT_MIDLINE_MM),
             "mode": mode,
@@ -701,6 +879,62 @@ def plan_target(
         "outputs": {},
     }
     record.update(eeg1020=clinic["eeg1020"], dose=clinic["dose"])
+    record["coil"] = coil_description(coil_obj)
+    target_entry.update(role="chosen", rank=1)
+    ranked = conn.candidates if conn is not None else chosen.candidates if chosen else ()
+    source_frame = MNI_FRAME if conn is not None or activation_space == "MNI" else SUBJECT_FRAME
+    for rank, cand in enumerate(ranked, start=2):
+        point = Points(np.asarray(cand["target_mm"], dtype=np.float64), source_frame)
+        head_point = to_head(point) if source_frame == MNI_FRAME else point
+        cand_mni = point.xyz[0] if source_frame == MNI_FRAME else None
+        if cand_mni is None and carried:
+            cand_mni = mni_to_subject.inverse_points(head_point).xyz[0]
+        cand_place = place_coil(
+            head_point,
+            scalp.mesh,
+            frame=frame,
+            fov_boundary=scalp.fov_boundary,
+            hemisphere_sign=_hemisphere_sign(
+                cand_mni[0] if cand_mni is not None else head_point.xyz[0, 0]
+            ),
+            coil_skin_distance_mm=coil_skin_distance_mm,
+            handle_angle_deg=handle_angle_deg,
+            max_depth_mm=max_depth_mm,
+            normal_radius_mm=normal_radius_mm,
+            coil_label=f"the {coil_obj.name}",
+            **directions,
+        )
+        entry = _target_entry(f"{name}_candidate{rank}", cand_place, cand_mni)
+        entry.update(role="candidate", rank=rank, score=cand["score"], why=cand["why"])
+        for key in ("value", "r", "z", "cluster_size_voxels"):
+            if key in cand:
+                entry[key] = cand[key]
+        if roi_obj is not None and cand_mni is not None:
+            entry["distance_to_roi_centre_mm"] = round(
+                float(np.linalg.norm(cand_mni - roi_obj.centre_mni)), 3
+            )
+        record["targets"].append(entry)
+    if activation is not None:
+        record["thresholding"] = {
+            **(threshold_info or {"method": "fixed", "threshold": threshold}),
+            "sign": sign,
+            "min_cluster_mm3": float(min_cluster_mm3),
+        }
+    record["parameters"]["candidates"] = int(candidates)
+    record["parameters"]["export_candidates"] = bool(export_candidates)
+    record["parameters"]["strategy"] = strategy
+    if conn is not None:
+        record["parameters"]["sign"] = conn.info["sign"]
+        record["activation"]["given_target"]["chosen_by"] = (
+            "the connectivity strategy (see 'strategy'), not the user"
+        )
+        if record["roi"] is None:  # searched in --roi-mask
+            record["roi"] = {"id": None, "mask": conn.info["search"]["mask"]}
+    record["strategy"] = _strategy_description(strategy, chosen, conn)
+    if conn is not None:
+        warnings.extend(conn.notes)
+    if deep_verdict is not None:
+        record["deep_target"] = deep_verdict
     # pictures: everything drawn in the head's frame
     picture_act = act_img
     if act_img is not None and activation_space == "MNI" and carried:

@@ -275,6 +275,7 @@ def place_coil(
     handle_angle_deg: float = DEFAULT_HANDLE_ANGLE_DEG,
     max_depth_mm: float = DEFAULT_MAX_DEPTH_MM,
     normal_radius_mm: float = DEFAULT_NORMAL_RADIUS_MM,
+    coil_label: str = "a figure-8 coil",
 ) -> CoilPlacement:
     """Project a cortical target to the scalp and compute the coil pose.
 
@@ -296,6 +297,8 @@ def place_coil(
         Deeper targets are unreachable.
     normal_radius_mm : float
         Averaging radius of the scalp normal.
+    coil_label : str
+        How the reason for an unreachable target names the coil.
 
     Returns
     -------
@@ -332,8 +335,8 @@ def place_coil(
         reasons.append("the target lies outside the head surface")
     if depth > max_depth_mm:
         reasons.append(
-            f"it is {depth:.1f} mm below the scalp, deeper than the {max_depth_mm:g} mm a "
-            "figure-8 coil can reach"
+            f"it is {depth:.1f} mm below the scalp, deeper than the {max_depth_mm:g} mm "
+            f"{coil_label} can reach"
         )
     normal = scalp_normal(scalp_mesh, entry, radius_mm=normal_radius_mm, face_mask=skin_faces)
     handle, how = handle_direction(

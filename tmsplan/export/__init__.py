@@ -539,6 +539,24 @@ def _main_path(record: dict, fmt: str, out: str | Path, when: datetime) -> Path:
     return out / default_filenames(record, when=when)[fmt][0]
 
 
+def _without_candidates(record: dict) -> dict:
+    """The record with only its chosen target(s), unless it asks to export candidates.
+
+    A plan's ``targets`` hold the chosen target first (``"role": "chosen"``),
+    then ranked alternatives (``"role": "candidate"``). Exports carry the chosen
+    one only, unless ``record["parameters"]["export_candidates"]`` is true
+    (``--export-candidates``). Targets without a role count as chosen.
+    """
+    if not isinstance(record, dict) or not isinstance(record.get("targets"), list):
+        return record
+    if (record.get("parameters") or {}).get("export_candidates"):
+        return record
+    kept = [t for t in record["targets"] if t.get("role", "chosen") != "candidate"]
+    if len(kept) == len(record["targets"]):
+        return record
+    return {**record, "targets": kept}
+
+
 def export_record(
     record: dict,
     fmt: str,
@@ -584,6 +602,7 @@ def export_record(
     PoseError, RecordError, UnreachableTargetError, OutputExistsError
         From the writer; nothing is written.
     """
+    record = _without_candidates(record)
     spec = _get_spec(fmt)
     space = _check_space(fmt, space)
     path = _main_path(record, fmt, out, when or datetime.now())
@@ -624,6 +643,7 @@ def export_all(
     dict
         Format name -> file names relative to ``out_dir`` (for ``record["outputs"]``).
     """
+    record = _without_candidates(record)
     out_dir = Path(out_dir)
     explicit = formats is not None
     space_name = str(space).upper()

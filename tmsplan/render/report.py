@@ -227,6 +227,9 @@ def _target_section(record: Mapping, index: int, target: Mapping, geometry: Mapp
     ]
     if target.get("handle_rule_applied"):
         rows.append(("handle rule applied", target["handle_rule_applied"]))
+    for key in ("role", "rank", "why", "score", "value", "r", "z", "distance_to_roi_centre_mm"):
+        if target.get(key) is not None:  # ranked candidates (tmsplan.plan)
+            rows.append((key.replace("_", " "), _fmt(target[key], 3)))
     rows.append(("reachable", "yes" if reachable else f"NO: {target.get('unreachable_reason')}"))
     checks = []
     for check in (_hemisphere_check(record, target), _roi_check(record, target)):
@@ -291,12 +294,25 @@ def _source_tables(record: Mapping) -> str:
     par_rows = [(k, _fmt(v, 2)) for k, v in params.items()]
     t1 = record.get("t1") or {}
     t1_rows = [(k, _fmt(t1.get(k))) for k in ("path", "sha256", "shape", "zooms") if k in t1]
+    strategy = dict(record.get("strategy") or {})
+    coil = dict(record.get("coil") or {})
+    coil_keys = ("id", "name", "d_half_cm", "d_half_basis", "reach_mm", "reach_rule", "source")
+    deep = (record.get("deep_target") or {}).get("text")
+    extra = (
+        '<div class="cols"><div><h3>Target strategy</h3>'
+        f"{_table([(k, _fmt(v, 3)) for k, v in strategy.items() if v is not None])}</div>"
+        f"<div><h3>Coil</h3>{_table([(k, _fmt(coil[k], 2)) for k in coil_keys if k in coil])}"
+        + (f"<p><b>Deep target:</b> {_e(deep)}</p>" if deep else "")
+        + "</div></div>"
+        if strategy or coil
+        else ""
+    )
     return (
         "<h2>Sources</h2>"
         f'<div class="cols"><div><h3>ROI</h3>{_table(roi_rows)}</div>'
         f"<div><h3>Activation</h3>{_table(act_rows)}</div></div>"
         f'<div class="cols"><div><h3>Head image (T1)</h3>{_table(t1_rows)}</div>'
-        f"<div><h3>Parameters</h3>{_table(par_rows)}</div></div>"
+        f"<div><h3>Parameters</h3>{_table(par_rows)}</div></div>" + extra
     )
 
 

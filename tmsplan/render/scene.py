@@ -212,7 +212,7 @@ def isosurface_from_img(
     return pv.PolyData(world, cells)
 
 
-def coil_meshes(coil_matrix: np.ndarray) -> dict[str, pv.PolyData]:
+def coil_meshes(coil_matrix: np.ndarray, *, stand_in: bool = False) -> dict[str, pv.PolyData]:
     """Figure-8 coil body and handle placed by a canonical coil matrix.
 
     In coil coordinates the body is two rings (outer radius
@@ -225,6 +225,10 @@ def coil_meshes(coil_matrix: np.ndarray) -> dict[str, pv.PolyData]:
     coil_matrix : (4, 4) float
         Canonical coil pose (columns x, y = handle, z = into the head, centre),
         world RAS+ mm.
+    stand_in : bool, keyword-only
+        Draw a plain disc (radius ``COIL_WING_RADIUS_MM``) instead of the two
+        wings: the stand-in for coils without a flat figure-8 shape
+        (double-cone, H-coils); the picture labels it as a stand-in.
 
     Returns
     -------
@@ -235,7 +239,7 @@ def coil_meshes(coil_matrix: np.ndarray) -> dict[str, pv.PolyData]:
     matrix = np.asarray(coil_matrix, dtype=np.float64)
     r = COIL_WING_RADIUS_MM
     wings = []
-    for side in (-1.0, 1.0):
+    for side in () if stand_in else (-1.0, 1.0):
         ring = pv.Disc(
             center=(side * r, 0.0, 0.0),
             inner=COIL_INNER_RADIUS_MM,
@@ -245,7 +249,12 @@ def coil_meshes(coil_matrix: np.ndarray) -> dict[str, pv.PolyData]:
             c_res=64,
         )
         wings.append(ring.extrude((0.0, 0.0, -COIL_THICKNESS_MM), capping=True))
-    body = wings[0].merge(wings[1]).extract_surface(algorithm=None).triangulate()
+    if stand_in:
+        disc = pv.Disc(center=(0.0, 0.0, 0.0), inner=0.0, outer=r, normal=(0.0, 0.0, 1.0), c_res=64)
+        body = disc.extrude((0.0, 0.0, -COIL_THICKNESS_MM), capping=True)
+        body = body.extract_surface(algorithm=None).triangulate()
+    else:
+        body = wings[0].merge(wings[1]).extract_surface(algorithm=None).triangulate()
     start = 0.5 * COIL_INNER_RADIUS_MM
     handle = pv.Cylinder(
         center=(0.0, start + 0.5 * HANDLE_LENGTH_MM, -0.5 * COIL_THICKNESS_MM),
@@ -258,6 +267,12 @@ def coil_meshes(coil_matrix: np.ndarray) -> dict[str, pv.PolyData]:
         "body": body.transform(matrix, inplace=False),
         "handle": handle.transform(matrix, inplace=False),
     }
+
+
+def _coil_is_stand_in(record: Mapping) -> bool:
+    """True when the record's coil has no flat figure-8 shape (drawn as a labelled disc)."""
+    coil = record.get("coil") or {}
+    return coil.get("geometry", "figure8") != "figure8"
 
 
 def _signed_distance_outside(scalp: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
@@ -303,7 +318,7 @@ def scene_geometry(record: Mapping, scalp_mesh: Any) -> list[dict]:
         closest, distance, triangle = trimesh.proximity.closest_point(scalp, entry)
         outward = scalp.face_normals[triangle[0]]
         z_axis, y_axis = matrix[:3, 2], matrix[:3, 1]
-        meshes = coil_meshes(matrix)
+        meshes = coil_meshes(matrix, stand_in=_coil_is_stand_in(record))
         handle_vec = np.asarray(meshes["handle"].center, dtype=np.float64) - matrix[:3, 3]
         handle_vec -= handle_vec.dot(z_axis) * z_axis
         handle_drawn = handle_vec / np.linalg.norm(handle_vec)
@@ -545,8 +560,8 @@ def plan_plotter(
                 always_visible=True,
                 name=f"depth-label-{i}",
             )
-        if reachable:
-            meshes = coil_meshes(target_pose(target))
+        if reachable and target.get("role", "chosen") != "candidate":
+            meshes = coil_meshes(target_pose(target), stand_in=_coil_is_stand_in(record))
             plotter.add_mesh(meshes["body"], color=COLORS["coil"], opacity=0.4, name=f"coil-{i}")
             plotter.add_mesh(meshes["handle"], color=COLORS["handle"], name=f"handle-{i}")
     if any_reachable:
@@ -555,7 +570,11 @@ def plan_plotter(
         legend.append(("UNREACHABLE target", COLORS["unreachable"]))
     legend.append(("scalp entry", COLORS["entry"]))
     if any_reachable:
-        legend.append(("coil (handle dark)", COLORS["coil"]))
+        if _coil_is_stand_in(record):
+            coil_name = (record.get("coil") or {}).get("name", "coil")
+            legend.append((f"STAND-IN disc for the {coil_name}, not its shape", COLORS["coil"]))
+        else:
+            legend.append(("coil (handle dark)", COLORS["coil"]))
 
     if landmarks:
         names = list(landmarks)
