@@ -81,6 +81,24 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-report", action="store_true", help="skip pictures and report.html")
     parser.add_argument("--subject", help="subject label stored in the record")
+    _add_no_cache(parser)
+
+
+def _add_no_cache(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="recompute the scalp surface; neither read nor write the head cache",
+    )
+
+
+def _cache_epilog() -> str:
+    from tmsplan.headcache import cache_folder
+
+    return (
+        f"Computed heads (scalp surfaces) are cached in {cache_folder()}/heads (set "
+        "TMSPLAN_CACHE_DIR to move it; safe to delete; --no-cache bypasses it)."
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
             "cortical target -> scalp entry -> coil pose -> navigator files. Research "
             "planning aid; a clinician reviews every target."
         ),
+        epilog=_cache_epilog(),
     )
     parser.add_argument("--version", action="version", version=f"tmsplan {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -234,6 +253,10 @@ def _plan_and_write(args: argparse.Namespace, **plan_args) -> int:
     """Plan with the shared options of ``plan``/``demo``, write the folder, summarise."""
     from tmsplan.plan import plan_target, write_plan
 
+    if args.no_cache:
+        from tmsplan.headcache import load_head
+
+        plan_args["head"] = load_head(plan_args.get("t1"), cache=False)
     plan = plan_target(**plan_args, **_plan_kwargs(args))
     record = write_plan(
         plan,

@@ -29,7 +29,8 @@ from tmsplan.activation import DEFAULT_THRESHOLD, ActivationTarget, select_targe
 from tmsplan.atlas import get_roi, roi_description, roi_mask_img
 from tmsplan.bundled import load_mni_brain_mask, mni_head_path
 from tmsplan.errors import ActivationError, RoiError, SpaceError
-from tmsplan.head import ScalpSurface, scalp_surface
+from tmsplan.head import ScalpSurface
+from tmsplan.headcache import Head, load_head, registration_once
 from tmsplan.images import (
     ImageLike,
     check_img,
@@ -222,10 +223,8 @@ def _resolve_transform(
             registration = None
         info = xfm.describe()
     else:
-        from tmsplan.registration import register_mni_to_t1
-
         kind = "affine" if register is True else register
-        registration = register_mni_to_t1(t1_img, kind=kind)
+        registration = registration_once(t1_img, kind=kind)  # reused on one head
         xfm, info = registration.mni_to_subject, registration.describe()
     if xfm.src_frame != MNI_FRAME:
         warnings.append(
@@ -261,6 +260,7 @@ def plan_target(
     max_depth_mm: float = DEFAULT_MAX_DEPTH_MM,
     normal_radius_mm: float = DEFAULT_NORMAL_RADIUS_MM,
     activation_source: dict | None = None,
+    head: Head | None = None,
 ) -> Plan:
     """Plan one TMS target (all planning modes; see the module docstring).
 
@@ -301,6 +301,10 @@ def plan_target(
         See :func:`tmsplan.projection.place_coil`.
     activation_source : dict, optional
         Provenance of a generated map (e.g. the peak table it was built from).
+    head : tmsplan.headcache.Head, optional
+        The head of ``t1`` (or of the embedded head) from
+        :func:`tmsplan.headcache.load_head`, reused as is. Default: loaded with
+        the disk cache (computed once per T1 file).
 
     Returns
     -------
@@ -491,7 +495,11 @@ def plan_target(
         }
 
     # -- scalp, entry and coil ------------------------------------------------------
-    scalp = scalp_surface(t1_img, frame=frame, name="--t1")
+    if head is None:
+        head = load_head(head_source, frame=frame)
+    else:
+        head.check_matches(head_source, frame=frame)
+    scalp = head.scalp
     if scalp.defaced:
         warnings.append(
             "the T1 looks defaced (face removed): the scalp over the face is missing, so "
@@ -503,6 +511,7 @@ def plan_target(
         scalp.mesh,
         frame=frame,
         fov_boundary=scalp.fov_boundary,
+        proximity=head.proximity,
         hemisphere_sign=hemi,
         coil_skin_distance_mm=coil_skin_distance_mm,
         handle_angle_deg=handle_angle_deg,
@@ -551,7 +560,9 @@ def plan_target(
     )
     target_entry = _target_entry(name, placement, target_mni_xyz)
     target_entry["snap_distance_mm"] = round(snap_mm, 3)
-    head_sha = file_sha256(image_source(head_source)) if image_source(head_source) else None
+    head_sha = head.t1_sha256 or (
+        file_sha256(image_source(head_source)) if image_source(head_source) else None
+    )
     record: dict[str, Any] = {
         "tmsplan_version": __version__,
         "schema_version": SCHEMA_VERSION,
