@@ -38,7 +38,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from warnings import warn
@@ -241,7 +241,8 @@ def _decode(path: Path, *, t1_sha256: str, frame: str, t1_path: str) -> Head | N
     import trimesh
 
     try:
-        with np.load(path, allow_pickle=False) as stored:
+        data = path.read_bytes()
+        with np.load(io.BytesIO(data), allow_pickle=False) as stored:
             meta = json.loads(str(stored["meta"]))
             arrays = {
                 "vertices": stored["vertices"],
@@ -369,7 +370,7 @@ def load_head(
         memo_key = (t1_sha256, frame, str(folder))
         head = _recall(memo_key, _MEMO)
         if head is not None:
-            return head
+            return head if head.t1_path == t1_path else replace(head, t1_path=t1_path)
         head = _decode(path, t1_sha256=t1_sha256, frame=frame, t1_path=t1_path)
         if head is not None:
             _remember(memo_key, head, _MEMO)
