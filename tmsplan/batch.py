@@ -1021,7 +1021,7 @@ def _run_dask(tasks: list[dict], address: str, on_result: Callable[[dict], None]
         keys = [f"tmsplan-batch-{i}-{os.getpid()}-{time.time_ns()}" for i in range(len(tasks))]
         futures = client.map(plan_subject, tasks, key=keys, pure=False, retries=0)
         try:
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=client.loop):
                 for result in future.result():
                     on_result(result)
         except BaseException:
