@@ -229,6 +229,7 @@ def test_manifest_problems_stop_before_any_work(tmp_path, capsys):
 
 
 def test_bids_derivatives_folder(cohort, tmp_path, capsys):
+    pytest.importorskip("bids")
     folder, expected = cohort
     root = tmp_path / "derivatives" / "fmriprep"
     for subject in ("sub-01", "sub-05"):
@@ -287,7 +288,8 @@ def test_pictures_and_outliers(cohort, tmp_path, capsys):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_same_targets_with_two_processes_and_on_a_dask_cluster(cohort, first_run, tmp_path):
-    from distributed import LocalCluster
+    distributed = pytest.importorskip("distributed")
+    LocalCluster = distributed.LocalCluster
 
     folder, _ = cohort
     out, argv = first_run
