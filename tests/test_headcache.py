@@ -54,8 +54,21 @@ def patient(tmp_path_factory):
     return folder, mni_to_t1
 
 
-def test_five_targets_on_one_head_build_the_scalp_once(patient, count_scalps, tmp_path):
+def test_five_targets_on_one_head_build_the_scalp_once(
+    patient, count_scalps, tmp_path, monkeypatch
+):
+    import tmsplan.transforms
+
     folder, mni_to_t1 = patient
+    reads = []
+    original = tmsplan.transforms.load_mni_to_subject
+
+    def counting_reader(*args, **kwargs):
+        reads.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tmsplan.transforms, "load_mni_to_subject", counting_reader)
+    monkeypatch.setattr(tmsplan.headcache, "_REGISTRATIONS", type(tmsplan.headcache._MEMO)())
     head = load_head(folder / "t1.nii.gz", cache_dir=tmp_path)
     assert isinstance(head, Head) and head.frame == "T1w" and not head.from_cache
     plans = [
@@ -69,6 +82,7 @@ def test_five_targets_on_one_head_build_the_scalp_once(patient, count_scalps, tm
         for i, xyz in enumerate(TARGETS_MNI)
     ]
     assert count_scalps == ["T1w"]  # one scalp for five plans
+    assert len(reads) == 1  # and one reading (and fit check) of the transform
     for plan, xyz in zip(plans, TARGETS_MNI, strict=True):
         (target,) = plan.record["targets"]
         expected = (mni_to_t1 @ [*xyz, 1.0])[:3]

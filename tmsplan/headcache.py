@@ -26,8 +26,9 @@ Cache
   cache (about 1 s) like any other head, so it always matches the algorithm.
 
 Within one process, heads are also kept in memory (the last few), and
-:func:`registration_once` keeps the built-in registration of a T1, so several
-targets on one head reuse both.
+:func:`registration_once` / :func:`transform_once` keep the built-in
+registration of a T1 and the transforms read for it, so several targets on one
+head reuse them.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ __all__ = [
     "cache_folder",
     "load_head",
     "registration_once",
+    "transform_once",
 ]
 
 HEAD_ALGORITHM_VERSION = 1
@@ -406,6 +408,51 @@ def load_head(
     return head
 
 
+def _image_digest(img) -> str:
+    """SHA-256 of an image's voxels, dtype, shape and affine (an image in memory)."""
+    data = np.ascontiguousarray(np.asarray(img.dataobj))
+    digest = hashlib.sha256(data.view(np.uint8).reshape(-1))
+    digest.update(np.asarray(img.affine, dtype=np.float64).tobytes())
+    digest.update(f"{data.dtype.str}|{data.shape}".encode())
+    return digest.hexdigest()
+
+
+def transform_once(path: str | os.PathLike, *, kind: str | None, reference, moving):
+    """An MNI -> T1 transform file read (and fit-checked) once per process.
+
+    Reading a transform checks that it fits the head (about 1 s); several targets
+    on one head reuse the first reading. Keyed by the file's checksum, ``kind``,
+    the reference image's voxels and affine, and ``moving``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The transform file.
+    kind : {"affine", "itk", "fsl"} or None
+        Reader (None: from the file name).
+    reference : nibabel.Nifti1Image
+        The checked T1.
+    moving : str, os.PathLike or image
+        FSL only: the MNI image given to FLIRT.
+
+    Returns
+    -------
+    tmsplan.transforms.MniToSubject
+    """
+    from tmsplan.transforms import load_mni_to_subject
+
+    source = image_source(moving) if moving is not None else None
+    if not Path(path).is_file() or (moving is not None and source is None):
+        return load_mni_to_subject(path, kind=kind, reference=reference, moving=moving)
+    where = str(Path(path).resolve())  # describe() names the file
+    key = ("transform", where, file_sha256(path), kind, _image_digest(reference), source)
+    xfm = _recall(key, _REGISTRATIONS)
+    if xfm is None:
+        xfm = load_mni_to_subject(path, kind=kind, reference=reference, moving=moving)
+        _remember(key, xfm, _REGISTRATIONS)
+    return xfm
+
+
 def registration_once(t1_img, *, kind: str):
     """The built-in MNI -> T1 registration of an image, computed once per process.
 
@@ -426,11 +473,7 @@ def registration_once(t1_img, *, kind: str):
     """
     from tmsplan.registration import register_mni_to_t1
 
-    data = np.ascontiguousarray(np.asarray(t1_img.dataobj))
-    digest = hashlib.sha256(data.view(np.uint8).reshape(-1))
-    digest.update(np.asarray(t1_img.affine, dtype=np.float64).tobytes())
-    digest.update(f"{data.dtype.str}|{data.shape}".encode())
-    key = (digest.hexdigest(), kind)
+    key = ("registration", _image_digest(t1_img), kind)
     result = _recall(key, _REGISTRATIONS)
     if result is None:
         result = register_mni_to_t1(t1_img, kind=kind)

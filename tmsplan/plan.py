@@ -30,7 +30,7 @@ from tmsplan.atlas import get_roi, roi_description, roi_mask_img
 from tmsplan.bundled import load_mni_brain_mask, mni_head_path
 from tmsplan.errors import ActivationError, RoiError, SpaceError
 from tmsplan.head import ScalpSurface
-from tmsplan.headcache import Head, load_head, registration_once
+from tmsplan.headcache import Head, load_head, registration_once, transform_once
 from tmsplan.images import (
     ImageLike,
     check_img,
@@ -211,7 +211,7 @@ def _resolve_transform(
     if mni_to_t1 is None and not register:
         return None, None, None
     if mni_to_t1 is not None:
-        from tmsplan.transforms import MniToSubject, load_mni_to_subject
+        from tmsplan.transforms import MniToSubject
 
         if isinstance(mni_to_t1, MniToSubject):
             xfm, registration = mni_to_t1, None
@@ -219,7 +219,7 @@ def _resolve_transform(
             # FSL matrices are in the scaled-voxel space of their images; FSL's MNI152
             # 1 mm and 2 mm templates share that space with the embedded 1 mm head.
             moving = xfm_moving if xfm_moving is not None else mni_head_path(1)
-            xfm = load_mni_to_subject(mni_to_t1, kind=xfm_kind, reference=t1_img, moving=moving)
+            xfm = transform_once(mni_to_t1, kind=xfm_kind, reference=t1_img, moving=moving)
             registration = None
         info = xfm.describe()
     else:
