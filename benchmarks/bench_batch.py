@@ -97,9 +97,8 @@ def bench_single(repeat: int, cache: Path) -> None:
     )
     print(f"    plan_target, warm (in-process)                      {med(in_ours):6.2f}")
     print(f"    minimal tool (in-process)                           {med(in_minimal):6.2f}")
-    print(
-        f"    ratio plan/minimal, in-process                      {med(in_ours) / med(in_minimal):6.2f}"
-    )
+    ratio = med(in_ours) / med(in_minimal)
+    print(f"    ratio plan/minimal, in-process                      {ratio:6.2f}")
 
 
 def _cohort(folder: Path, n: int, targets_per_subject: int = 1) -> Path:
@@ -166,16 +165,16 @@ def bench_batch(n: int, skip_dask: bool) -> None:
                 )
             figures["dask"] = seconds
             print(
-                f"    {'2 Dask workers':16s} {seconds:6.1f} s  {60 * n / seconds:5.1f} targets/min  "
-                f"peak memory per worker {memory:6.0f} MB ({workers} worker(s))"
+                f"    {'2 Dask workers':16s} {seconds:6.1f} s  {60 * n / seconds:5.1f} "
+                f"targets/min  peak memory per worker {memory:6.0f} MB ({workers} worker(s))"
             )
             print(f"    speed-up 2 Dask workers / --jobs 1: {figures['--jobs 1'] / seconds:.2f}x")
-        print(
-            f"    speed-up --jobs 2 / --jobs 1:       {figures['--jobs 1'] / figures['--jobs 2']:.2f}x"
-        )
+        speedup = figures["--jobs 1"] / figures["--jobs 2"]
+        print(f"    speed-up --jobs 2 / --jobs 1:       {speedup:.2f}x")
 
-        one = _cohort(tmp / "one", 1, 1) if (tmp / "one").mkdir() is None else None
-        five = _cohort(tmp / "five", 1, 5) if (tmp / "five").mkdir() is None else None
+        (tmp / "one").mkdir()
+        (tmp / "five").mkdir()
+        one, five = _cohort(tmp / "one", 1, 1), _cohort(tmp / "five", 1, 5)
         t1, _, _ = _batch(one, tmp / "o1", tmp / "c1", jobs=1)
         t5, _, _ = _batch(five, tmp / "o5", tmp / "c5", jobs=1)
         print("(c) one patient head, empty head cache, tmsplan batch --no-report --jobs 1")
