@@ -320,3 +320,18 @@ def test_same_targets_with_two_processes_and_on_a_dask_cluster(cohort, first_run
         for subject, target in targets.items():
             for key in ("cortical_mm", "scalp_mm", "coil_matrix", "cortical_mni_mm"):
                 assert target[key] == reference[subject][key], (subject, key)
+
+
+def test_command_line_options_apply_to_rows_without_their_own(tmp_path):
+    (tmp_path / "m.tsv").write_text(
+        "subject\tt1\tmni_to_t1\ttarget_mni\tmax_depth\n"
+        "sub-01\tt1.nii.gz\txfm.txt\t0 0 50\t\n"
+        "sub-02\tt1b.nii.gz\t\t0 0 50\t40\n"
+    )
+    rows = read_manifest(tmp_path / "m.tsv", defaults={"register": "affine", "max_depth": "25"})
+    first, second = (row.plan_kwargs for row in rows)
+    assert "register" not in first and first["mni_to_t1"] == str(tmp_path / "xfm.txt")
+    assert second["register"] == "affine" and "mni_to_t1" not in second
+    assert first["max_depth_mm"] == 25.0 and second["max_depth_mm"] == 40.0
+    assert first["t1"] == str(tmp_path / "t1.nii.gz")  # relative to the manifest
+    assert rows[0].inputs == {"t1": first["t1"], "mni_to_t1": first["mni_to_t1"]}

@@ -203,7 +203,10 @@ def _cells_to_row(
             f"subject {subject!r} is not usable as a folder name (letters, digits, '.', "
             "'_' and '-' only)"
         )
-    merged = {**defaults, **{k: v for k, v in cells.items() if v is not None and v.strip()}}
+    given = {k: v for k, v in cells.items() if v is not None and v.strip()}
+    merged = {**defaults, **given}
+    if "mni_to_t1" in given and "register" not in given:
+        merged.pop("register", None)  # a row's own transform file beats --register
     for name, column in COLUMNS.items():
         text = (merged.get(name) or "").strip()
         if not text:
