@@ -406,33 +406,36 @@ def _run_local(tasks: list[dict], jobs: int, on_result: Callable[[dict], None]) 
     executor.shutdown(wait=True)
 
 
-def _run_dask(tasks: list[dict], address: str, on_result: Callable[[dict], None]) -> None:
+def _connect(address: str):
+    """A Dask client of the scheduler at ``address`` (before anything is written)."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError:
         raise TmsplanError(
             "--scheduler needs Dask distributed: pip install 'tmsplan[cohort]' "
             "(or 'dask[distributed]')."
         ) from None
     try:
-        client = Client(address, timeout="20s", set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+        return Client(address, timeout="20s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
         raise TmsplanError(
             f"cannot reach the Dask scheduler at {address} ({exc}); start it with "
             "'dask scheduler' and workers with 'dask worker ADDRESS'."
         ) from None
+
+
+def _run_dask(tasks: list[dict], client, on_result: Callable[[dict], None]) -> None:
+    from distributed import as_completed
+
+    keys = [f"tmsplan-batch-{i}-{os.getpid()}-{time.time_ns()}" for i in range(len(tasks))]
+    futures = client.map(plan_subject, tasks, key=keys, pure=False, retries=0)
     try:
-        keys = [f"tmsplan-batch-{i}-{os.getpid()}-{time.time_ns()}" for i in range(len(tasks))]
-        futures = client.map(plan_subject, tasks, key=keys, pure=False, retries=0)
-        try:
-            for future in as_completed(futures, loop=client.loop):
-                for result in future.result():
-                    on_result(result)
-        except BaseException:
-            client.cancel(futures)
-            raise
-    finally:
-        client.close()
+        for future in as_completed(futures, loop=client.loop):
+            for result in future.result():
+                on_result(result)
+    except BaseException:
+        client.cancel(futures)
+        raise
 
 
 def run_batch(
@@ -485,9 +488,7 @@ def run_batch(
     started = time.perf_counter()
     out = Path(out).resolve()
     _check_out(out, force=force)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / BATCH_MARKER, json.dumps({"rows": len(rows)}) + "\n", overwrite=True)
-    tasks = _tasks(rows, out, force, cache)
+    client = _connect(scheduler) if scheduler else None
     done: dict[int, dict] = {}
 
     def on_result(result: dict) -> None:
@@ -495,10 +496,17 @@ def run_batch(
         if progress is not None:
             progress(result, len(done), len(rows))
 
-    if scheduler:
-        _run_dask(tasks, scheduler, on_result)
-    else:
-        _run_local(tasks, jobs or _default_jobs(), on_result)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / BATCH_MARKER, json.dumps({"rows": len(rows)}) + "\n", overwrite=True)
+        tasks = _tasks(rows, out, force, cache)
+        if client is not None:
+            _run_dask(tasks, client, on_result)
+        else:
+            _run_local(tasks, jobs or _default_jobs(), on_result)
+    finally:
+        if client is not None:
+            client.close()
     results = [done[row.index] for row in rows]
     group_distances(results)
     table = write_text(out / "cohort.tsv", cohort_table(results), overwrite=True)
