@@ -1,6 +1,6 @@
 """Cohort figures: a plan on a cached head, batch throughput, several targets on one head.
 
-Run:  python benchmarks/bench_batch.py [--patients 8] [--repeat 3] [--skip-dask]
+Run:  python benchmarks/bench_batch.py [--patients 8] [--repeat 3] [--skip-dask] [--skip-single]
 
 (a) `tmsplan plan --no-report` on the embedded head with a warm head cache, against a
     minimal nearest-scalp-point tool (load the head, threshold, marching cubes, nearest
@@ -186,9 +186,11 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-dask", action="store_true")
+    parser.add_argument("--skip-single", action="store_true", help="skip (a)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as cache:
-        bench_single(args.repeat, Path(cache))
+    if not args.skip_single:
+        with tempfile.TemporaryDirectory() as cache:
+            bench_single(args.repeat, Path(cache))
     bench_batch(args.patients, args.skip_dask)
 
 
