@@ -335,3 +335,32 @@ def test_command_line_options_apply_to_rows_without_their_own(tmp_path):
     assert first["max_depth_mm"] == 25.0 and second["max_depth_mm"] == 40.0
     assert first["t1"] == str(tmp_path / "t1.nii.gz")  # relative to the manifest
     assert rows[0].inputs == {"t1": first["t1"], "mni_to_t1": first["mni_to_t1"]}
+
+
+def test_interrupted_batch_leaves_only_complete_folders(tmp_path, capsys, monkeypatch):
+    import tmsplan.export
+
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text(
+        "subject\ttarget_mni\n" + "".join(f"sub-{i}\t{-40 + 3 * i} 40 30\n" for i in range(1, 6))
+    )
+    calls = []
+    original = tmsplan.export.export_all
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # Ctrl-C while the third folder is being written
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tmsplan.export, "export_all", interrupted)
+    out = tmp_path / "out"
+    argv = ["batch", str(manifest), "--out", str(out), "--jobs", "1", "--no-report"]
+    assert main(argv) == 130
+    assert "only complete plan folders" in capsys.readouterr().err
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert folders == ["sub-1", "sub-2"]  # no staging leftovers, no half-written sub-3
+    assert all(read_record(out / name)["targets"] for name in folders)
+    monkeypatch.undo()
+    assert main(argv) == 0
+    assert [r["status"] for r in _table(out)] == ["skipped"] * 2 + ["ok"] * 3
