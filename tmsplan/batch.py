@@ -366,8 +366,6 @@ def _default_jobs() -> int:
 
 
 def _tasks(rows: list[BatchRow], out: Path, force: bool, cache: bool) -> list[dict]:
-    from tmsplan.headcache import cache_folder
-
     by_subject: dict[str, list[BatchRow]] = {}
     for row in rows:
         key = row.subject if row.subject and not row.error else f"#row{row.index}"
@@ -378,7 +376,8 @@ def _tasks(rows: list[BatchRow], out: Path, force: bool, cache: bool) -> list[di
             "out": str(out),
             "force": force,
             "cache": cache,
-            "cache_dir": str(cache_folder()),
+            # a cache folder set here is used by the workers too; else each uses its own
+            "cache_dir": os.environ.get("TMSPLAN_CACHE_DIR") or None,
         }
         for members in by_subject.values()
     ]
