@@ -154,3 +154,15 @@ def render_images():
 @pytest.fixture
 def synthetic_record_builder():
     return _synthetic_record
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _head_cache(tmp_path_factory):
+    """Computed heads go to a temporary cache, never to the user's ~/.cache."""
+    old = os.environ.get("TMSPLAN_CACHE_DIR")
+    os.environ["TMSPLAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("tmsplan-cache"))
+    yield
+    if old is None:
+        os.environ.pop("TMSPLAN_CACHE_DIR", None)
+    else:
+        os.environ["TMSPLAN_CACHE_DIR"] = old

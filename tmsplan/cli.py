@@ -207,6 +207,24 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
         metavar="TSV",
         help="nasion, inion, lpa, rpa (TSV name x y z, head's world mm) for the 10-20 positions",
     )
+    _add_no_cache(parser)
+
+
+def _add_no_cache(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="recompute the scalp surface; neither read nor write the head cache",
+    )
+
+
+def _cache_epilog() -> str:
+    from tmsplan.headcache import cache_folder
+
+    return (
+        f"Computed heads (scalp surfaces) are cached in {cache_folder()}/heads (set "
+        "TMSPLAN_CACHE_DIR to move it; safe to delete; --no-cache bypasses it)."
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
             "cortical target -> scalp entry -> coil pose -> navigator files. Research "
             "planning aid; a clinician reviews every target."
         ),
+        epilog=_cache_epilog(),
     )
     parser.add_argument("--version", action="version", version=f"tmsplan {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -327,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_group.add_argument("--force", action="store_true", help="replace an existing PNG")
     _add_clinic_parsers(sub)
+    _add_batch_parser(sub)
     return parser
 
 
@@ -375,6 +395,52 @@ def _add_clinic_parsers(sub) -> None:
         help="sphere method: local head radius at both sites (default 85)",
     )
     p_dose.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _add_batch_parser(sub) -> None:
+    p_batch = sub.add_parser(
+        "batch",
+        help="plan a cohort: a manifest (TSV/CSV) or an fMRIPrep derivatives folder",
+        description=(
+            "Plan one target per manifest row (columns: subject, t1, one of activation/peaks/"
+            "target_mni/target_t1, and plan's long options without dashes, e.g. roi, "
+            "mni_to_t1, register, threshold), or every subject of an fMRIPrep derivatives "
+            "folder with the map/ROI options below. Writes OUT/<subject>/ as 'tmsplan plan' "
+            "does, OUT/cohort.tsv, cohort.png and cohort.html. Re-running skips rows whose "
+            "inputs and options are unchanged."
+        ),
+    )
+    p_batch.add_argument("manifest", type=Path, help="manifest .tsv/.csv, or a BIDS folder")
+    p_batch.add_argument("--out", required=True, type=Path, help="output folder")
+    p_batch.add_argument(
+        "--jobs", type=int, metavar="N", help="worker processes (default: number of cores)"
+    )
+    p_batch.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (OUT must be shared)",
+    )
+    p_batch.add_argument(
+        "--force", action="store_true", help="plan every row again, even unchanged ones"
+    )
+    p_batch.add_argument("--no-report", action="store_true", help="no pictures or reports")
+    _add_no_cache(p_batch)
+    rows = p_batch.add_argument_group("options for every row (a manifest cell overrides them)")
+    rows.add_argument("--activation", type=Path, help="3-D statistic map (NIfTI)")
+    rows.add_argument("--peaks", type=Path, help="peak table (TSV) instead of --activation")
+    rows.add_argument("--roi", help="craving ROI id (see 'tmsplan rois')")
+    rows.add_argument("--roi-mask", type=Path, help="binary ROI mask in the map's space")
+    rows.add_argument("--target-mni", type=float, nargs=3, metavar=("X", "Y", "Z"))
+    rows.add_argument("--register", nargs="?", const="affine", choices=("affine", "nonlinear"))
+    rows.add_argument("--activation-space", choices=("MNI", "T1w"))
+    rows.add_argument("--threshold", type=float)
+    rows.add_argument("--sign", choices=("positive", "negative", "absolute"))
+    rows.add_argument("--rule", choices=("peak", "cog"))
+    rows.add_argument("--coil-skin-distance", type=float, metavar="MM")
+    rows.add_argument("--handle-angle", type=float, metavar="DEG")
+    rows.add_argument("--max-depth", type=float, metavar="MM")
+    rows.add_argument("--target-name")
+    rows.add_argument("--formats", help="comma-separated export formats, 'all' or 'none'")
 
 
 def _formats(text: str) -> list[str] | None:
@@ -460,6 +526,10 @@ def _plan_and_write(args: argparse.Namespace, **plan_args) -> int:
     from tmsplan.plan import plan_target, write_plan
 
     interrupts.checkpoint("planning")
+    if args.no_cache:
+        from tmsplan.headcache import load_head
+
+        plan_args["head"] = load_head(plan_args.get("t1"), cache=False)
     plan = plan_target(**plan_args, **_plan_kwargs(args))
     interrupts.checkpoint("writing")
     record = write_plan(
@@ -709,6 +779,84 @@ def _run_dose(args: argparse.Namespace) -> int:
     print(f"  source: {result['source']}")
     for caveat in result["caveats"]:
         print(f"  caveat: {caveat}")
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from tmsplan.batch import COLUMNS, bids_rows, read_manifest, run_batch
+
+    defaults = {}
+    for name in COLUMNS:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = " ".join(str(v) for v in value)
+        elif isinstance(value, Path):
+            value = str(value.resolve())
+        defaults[name] = str(value)
+    report = not args.no_report
+    if args.manifest.is_dir():
+        rows = bids_rows(args.manifest, defaults=defaults, report=report)
+    else:
+        rows = read_manifest(args.manifest, defaults=defaults, report=report)
+    if args.jobs is not None and args.jobs < 1:
+        raise TmsplanError(f"--jobs must be at least 1, got {args.jobs}.")
+    where = f"the Dask cluster at {args.scheduler}" if args.scheduler else "this machine"
+    print(
+        f"batch: {len(rows)} rows from {args.manifest} on {where} -> {args.out}/", file=sys.stderr
+    )
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(rows), unit="row", file=sys.stderr)
+
+    def progress(result: dict, done: int, total: int) -> None:
+        line = f"{result['subject'] or '?'} {result['target']}: {result['status']}"
+        if result["status"] == "failed":
+            line += f" ({result['reason']})"
+        if bar is not None:
+            bar.update(1)
+            if result["status"] == "failed":
+                bar.write(f"batch: {line}", file=sys.stderr)
+        else:
+            print(f"batch: [{done}/{total}] {line}", file=sys.stderr, flush=True)
+
+    try:
+        result = run_batch(
+            rows,
+            args.out,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            force=args.force,
+            cache=not args.no_cache,
+            report=report,
+            progress=progress,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"tmsplan: interrupted; {args.out}/ holds only complete plan folders. Run the same "
+            "command again to finish (finished rows are skipped).",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    ok, skipped, failed = (result.count(s) for s in ("ok", "skipped", "failed"))
+    print(
+        f"batch: {ok} planned, {skipped} unchanged (skipped), {failed} failed in "
+        f"{result.seconds:.1f} s; table {result.table}, page {result.html}"
+    )
+    redone = [r for r in result.rows if r["status"] == "ok"]
+    if skipped and redone:
+        names = ", ".join(f"{r['subject']}:{r['target']}" for r in redone)
+        print(f"batch: planned again (inputs or options changed): {names}")
+    if failed:
+        raise TmsplanError(
+            f"{failed} of {len(result.rows)} rows failed; see the 'reason' column of "
+            f"{result.table} and the logs in {result.out / 'failed'}/."
+        )
     return 0
 
 
@@ -716,6 +864,7 @@ _COMMANDS = {
     "eeg1020": _run_eeg1020,
     "beam-f3": _run_beam_f3,
     "dose": _run_dose,
+    "batch": _run_batch,
     "group": _run_group,
     "plan": _run_plan,
     "demo": _run_demo,

@@ -38,7 +38,8 @@ from tmsplan.atlas import get_roi, roi_description, roi_mask_img
 from tmsplan.bundled import load_mni_brain_mask, mni_head_path
 from tmsplan.coils import SCALP_TO_CORTEX_MM, coil_description, deep_target_verdict, get_coil
 from tmsplan.errors import ActivationError, PlanWarning, RoiError, SpaceError
-from tmsplan.head import ScalpSurface, scalp_surface
+from tmsplan.head import ScalpSurface
+from tmsplan.headcache import Head, load_head, registration_once, transform_once
 from tmsplan.headcheck import check_entry, image_warnings
 from tmsplan.images import (
     ImageLike,
@@ -250,7 +251,7 @@ def _resolve_transform(
     if mni_to_t1 is None and not register:
         return None, None, None
     if mni_to_t1 is not None:
-        from tmsplan.transforms import MniToSubject, load_mni_to_subject
+        from tmsplan.transforms import MniToSubject
 
         if isinstance(mni_to_t1, MniToSubject):
             from tmsplan.transform_check import check_transform_fit
@@ -263,7 +264,7 @@ def _resolve_transform(
             # FSL matrices are in the scaled-voxel space of their images; FSL's MNI152
             # 1 mm and 2 mm templates share that space with the embedded 1 mm head.
             moving = xfm_moving if xfm_moving is not None else mni_head_path(1)
-            xfm = load_mni_to_subject(
+            xfm = transform_once(
                 mni_to_t1,
                 kind=xfm_kind,
                 reference=t1_img,
@@ -275,10 +276,8 @@ def _resolve_transform(
             warnings.append(xfm.fit["warning"])
         info = xfm.describe()
     else:
-        from tmsplan.registration import register_mni_to_t1
-
         kind = "affine" if register is True else register
-        registration = register_mni_to_t1(t1_img, kind=kind)
+        registration = registration_once(t1_img, kind=kind)  # reused on one head
         xfm, info = registration.mni_to_subject, registration.describe()
     if xfm.src_frame != MNI_FRAME:
         warnings.append(
@@ -397,6 +396,7 @@ def plan_target(
     min_cluster_mm3: float = 0.0,
     height_control: Literal["fpr", "fdr", "bonferroni"] | None = None,
     alpha: float | None = None,
+    head: Head | None = None,
 ) -> Plan:
     """Plan one TMS target (all planning modes; see the module docstring).
 
@@ -473,6 +473,10 @@ def plan_target(
         Replace ``threshold`` by a voxel-level FPR/FDR/Bonferroni threshold
         computed with nilearn (:func:`tmsplan.activation.statistical_threshold`);
         two-sided for ``sign="absolute"``.
+    head : tmsplan.headcache.Head, optional
+        The head of ``t1`` (or of the embedded head) from
+        :func:`tmsplan.headcache.load_head`, reused as is. Default: loaded with
+        the disk cache (computed once per T1 file).
 
     Returns
     -------
@@ -588,7 +592,6 @@ def plan_target(
 
     # -- the cortical target ----------------------------------------------------------
     chosen: ActivationTarget | None = None
-    early_scalp: ScalpSurface | None = None
     threshold_info = None
     roi_info: dict | None = None
     roi_label = "the ROI"
@@ -624,13 +627,14 @@ def plan_target(
                 act_img, height_control=height_control, alpha=alpha, sign=sign
             )
         if strategy == "depth-aware":
-            early_scalp = scalp_surface(t1_img, frame=frame, name="t1")
+            if head is None:
+                head = load_head(head_source, frame=frame)
             chosen = select_target_depth_aware(
                 act_img,
                 mask_img,
                 frame=act_frame,
                 depth_of=_depth_function(
-                    early_scalp, to_head if activation_space == "MNI" else None, act_frame
+                    head.scalp, to_head if activation_space == "MNI" else None, act_frame
                 ),
                 max_depth_mm=max_depth_mm,
                 d_half_mm=10.0 * coil_obj.d_half_cm,
@@ -744,13 +748,18 @@ def plan_target(
 
     # -- scalp, entry and coil ------------------------------------------------------
     interrupts.checkpoint("scalp")
-    scalp = early_scalp or scalp_surface(t1_img, frame=frame, name="t1")
+    if head is None:
+        head = load_head(head_source, frame=frame)
+    else:
+        head.check_matches(head_source, frame=frame)
+    scalp = head.scalp
     warnings.extend(image_warnings(scalp))
     placement = place_coil(
         target_head,
         scalp.mesh,
         frame=frame,
         fov_boundary=scalp.fov_boundary,
+        proximity=head.proximity,
         hemisphere_sign=hemi,
         coil_skin_distance_mm=coil_skin_distance_mm,
         handle_angle_deg=handle_angle_deg,
@@ -838,7 +847,9 @@ def plan_target(
     target_entry["entry_check"] = entry_check.describe()
     if given_move_mm is not None:
         target_entry["given_target_moved_mm"] = round(given_move_mm, 3)
-    head_sha = file_sha256(image_source(head_source)) if image_source(head_source) else None
+    head_sha = head.t1_sha256 or (
+        file_sha256(image_source(head_source)) if image_source(head_source) else None
+    )
     record: dict[str, Any] = {
         "tmsplan_version": __version__,
         "schema_version": SCHEMA_VERSION,
@@ -894,6 +905,7 @@ def plan_target(
             scalp.mesh,
             frame=frame,
             fov_boundary=scalp.fov_boundary,
+            proximity=head.proximity,
             hemisphere_sign=_hemisphere_sign(
                 cand_mni[0] if cand_mni is not None else head_point.xyz[0, 0]
             ),

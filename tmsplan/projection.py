@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_NORMAL_RADIUS_MM",
     "HANDLE_RULE",
     "CoilPlacement",
+    "ScalpProximity",
     "nearest_surface_point",
     "scalp_normal",
     "handle_direction",
@@ -106,6 +107,116 @@ def nearest_surface_point(
         candidates = mesh.submesh([face_ids], append=True, repair=False)
     closest, distance, face = trimesh.proximity.closest_point(candidates, point)
     return closest[0].astype(np.float64), float(distance[0]), int(face_ids[int(face[0])])
+
+
+class ScalpProximity:
+    """Nearest-point and inside queries on one scalp mesh, set up once and reused.
+
+    :func:`nearest_surface_point` builds a search tree for every call; planning
+    several targets on one head (:class:`tmsplan.headcache.Head`) builds this once.
+    The answers are the same: the exact closest point on the triangles (not the
+    nearest vertex), found among the triangles that can hold it.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        Closed scalp surface with outward-wound faces (world mm); not modified.
+    fov_boundary : (n_vertices,) bool, optional
+        Vertices where the field of view cuts the head (not skin).
+    """
+
+    def __init__(self, mesh: trimesh.Trimesh, fov_boundary: np.ndarray | None = None) -> None:
+        from scipy.spatial import cKDTree
+
+        vertices = np.asarray(mesh.vertices, dtype=np.float64)
+        faces = np.asarray(mesh.faces, dtype=np.int64)
+        fov = np.zeros(len(vertices), dtype=bool)
+        if fov_boundary is not None:
+            fov = np.asarray(fov_boundary, dtype=bool).reshape(-1)
+            if fov.shape != (len(vertices),):
+                raise ValueError(
+                    f"fov_boundary must have one flag per vertex ({len(vertices)}), "
+                    f"got {fov.shape}."
+                )
+        self.mesh = mesh
+        self.fov_boundary = fov
+        self.skin_faces = ~fov[faces].any(axis=1) if fov.any() else None
+        self._triangles = vertices[faces]
+        self._tree = cKDTree(vertices)
+        skin_vertices = np.unique(faces[self.skin_faces]) if self.skin_faces is not None else None
+        self._skin_tree = None if skin_vertices is None else cKDTree(vertices[skin_vertices])
+        edges = self._triangles - np.roll(self._triangles, 1, axis=1)
+        self._max_edge = float(np.sqrt((edges**2).sum(axis=2)).max()) if len(faces) else 0.0
+        flat = faces.reshape(-1)
+        order = np.argsort(flat, kind="stable")
+        self._vertex_faces = order // 3  # faces of each vertex, grouped by vertex
+        self._vertex_start = np.searchsorted(flat[order], np.arange(len(vertices) + 1))
+
+    def nearest(
+        self, point: np.ndarray, *, skin_only: bool = False
+    ) -> tuple[np.ndarray, float, int]:
+        """Closest point of the surface (or of its skin faces only) to ``point``.
+
+        Parameters
+        ----------
+        point : (3,) float
+            World mm, in the mesh's frame.
+        skin_only : bool
+            Leave out faces touching the field-of-view cut.
+
+        Returns
+        -------
+        closest : (3,) float64
+        distance : float
+            mm.
+        face : int
+            Index of the face in the mesh.
+        """
+        point = np.asarray(point, dtype=np.float64).reshape(3)
+        allowed = self.skin_faces if skin_only else None
+        if allowed is not None and not allowed.any():
+            raise HeadSurfaceError("the scalp surface has no skin faces to place a coil on.")
+        tree = self._skin_tree if allowed is not None else self._tree
+        bound, _ = tree.query(point)
+        # a triangle with a point within `bound` has every vertex within bound + its edge
+        near = self._tree.query_ball_point(point, bound + self._max_edge + 1e-6)
+        near = np.asarray(near, dtype=np.int64)
+        start = self._vertex_start
+        ranges = [self._vertex_faces[start[v] : start[v + 1]] for v in near]
+        candidates = np.unique(np.concatenate(ranges))
+        if allowed is not None:
+            candidates = candidates[allowed[candidates]]
+        closest = trimesh.triangles.closest_point(
+            self._triangles[candidates], np.repeat(point[None], len(candidates), axis=0)
+        )
+        distances = np.linalg.norm(closest - point, axis=1)
+        best = int(np.argmin(distances))
+        return closest[best].astype(np.float64), float(distances[best]), int(candidates[best])
+
+    def contains(self, point: np.ndarray) -> bool:
+        """Whether ``point`` lies inside the closed surface (generalised winding number).
+
+        Parameters
+        ----------
+        point : (3,) float
+            World mm.
+
+        Returns
+        -------
+        bool
+        """
+        rel = self._triangles - np.asarray(point, dtype=np.float64).reshape(1, 1, 3)
+        a, b, c = rel[:, 0], rel[:, 1], rel[:, 2]
+        la, lb, lc = (np.linalg.norm(v, axis=1) for v in (a, b, c))
+        det = np.einsum("ij,ij->i", a, np.cross(b, c))
+        div = (
+            la * lb * lc
+            + np.einsum("ij,ij->i", a, b) * lc
+            + np.einsum("ij,ij->i", a, c) * lb
+            + np.einsum("ij,ij->i", b, c) * la
+        )
+        winding = float(np.sum(2.0 * np.arctan2(det, div)) / (4.0 * np.pi))
+        return winding > 0.5
 
 
 def scalp_normal(
@@ -276,6 +387,7 @@ def place_coil(
     max_depth_mm: float = DEFAULT_MAX_DEPTH_MM,
     normal_radius_mm: float = DEFAULT_NORMAL_RADIUS_MM,
     coil_label: str = "a figure-8 coil",
+    proximity: ScalpProximity | None = None,
 ) -> CoilPlacement:
     """Project a cortical target to the scalp and compute the coil pose.
 
@@ -299,6 +411,9 @@ def place_coil(
         Averaging radius of the scalp normal.
     coil_label : str
         How the reason for an unreachable target names the coil.
+    proximity : ScalpProximity, optional
+        Queries set up once for ``scalp_mesh`` and ``fov_boundary`` (same answers,
+        faster when one head serves several targets).
 
     Returns
     -------
@@ -318,19 +433,24 @@ def place_coil(
             f"coil-skin distance must be a finite number >= 0 mm, got {coil_skin_distance_mm}."
         )
     point = target.xyz[0]
-    skin_faces = None
-    if fov_boundary is not None and np.any(fov_boundary):
-        skin_faces = ~np.asarray(fov_boundary, dtype=bool)[scalp_mesh.faces].any(axis=1)
-    entry, depth, _ = nearest_surface_point(scalp_mesh, point, face_mask=skin_faces)
+    if proximity is None:
+        proximity = _OneOffProximity(scalp_mesh, fov_boundary)
+    elif proximity.mesh is not scalp_mesh or not np.array_equal(
+        proximity.fov_boundary,
+        np.zeros(len(scalp_mesh.vertices), bool) if fov_boundary is None else fov_boundary,
+    ):
+        raise ValueError("proximity was set up for another scalp mesh or other fov_boundary.")
+    skin_faces = proximity.skin_faces
+    entry, depth, _ = proximity.nearest(point, skin_only=True)
     reasons = []
     if skin_faces is not None:
-        _, any_distance, any_face = nearest_surface_point(scalp_mesh, point)
+        _, any_distance, any_face = proximity.nearest(point)
         if not skin_faces[any_face] and any_distance < depth - 1e-6:
             reasons.append(
                 f"the nearest head surface ({any_distance:.1f} mm away) is where the image's "
                 "field of view cuts the head (e.g. the neck), not scalp"
             )
-    inside = bool(scalp_mesh.contains(point[None])[0]) if scalp_mesh.is_watertight else True
+    inside = proximity.contains(point) if scalp_mesh.is_watertight else True
     if not inside:
         reasons.append("the target lies outside the head surface")
     if depth > max_depth_mm:
@@ -365,3 +485,20 @@ def place_coil(
         handle_how=how,
         normal_target_angle_deg=angle,
     )
+
+
+class _OneOffProximity:
+    """The queries of :class:`ScalpProximity` for a single target (trimesh's own)."""
+
+    def __init__(self, mesh: trimesh.Trimesh, fov_boundary: np.ndarray | None) -> None:
+        self.mesh = mesh
+        self.skin_faces = None
+        if fov_boundary is not None and np.any(fov_boundary):
+            self.skin_faces = ~np.asarray(fov_boundary, dtype=bool)[mesh.faces].any(axis=1)
+
+    def nearest(self, point: np.ndarray, *, skin_only: bool = False):
+        mask = self.skin_faces if skin_only else None
+        return nearest_surface_point(self.mesh, point, face_mask=mask)
+
+    def contains(self, point: np.ndarray) -> bool:
+        return bool(self.mesh.contains(np.asarray(point, dtype=np.float64).reshape(1, 3))[0])

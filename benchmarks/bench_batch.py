@@ -1,0 +1,198 @@
+"""Cohort figures: a plan on a cached head, batch throughput, several targets on one head.
+
+Run:  python benchmarks/bench_batch.py [--patients 8] [--repeat 3] [--skip-dask] [--skip-single]
+
+(a) `tmsplan plan --no-report` on the embedded head with a warm head cache, against a
+    minimal nearest-scalp-point tool (load the head, threshold, marching cubes, nearest
+    vertex); both as fresh commands and in-process (imports excluded).
+(b) `tmsplan batch --no-report` throughput (targets/minute) over synthetic patients (the
+    2 mm MNI head under known transforms, each with its MNI->T1 matrix) with --jobs 1,
+    --jobs 2 and 2 Dask workers (a LocalCluster started here, not timed), each with an
+    empty head cache; peak memory (max RSS) per worker.
+(c) 5 targets on one patient head against 1 target (batch, empty head cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _phantoms import rigid_scaling, synthetic_patient  # noqa: E402
+
+from tmsplan.batch import read_manifest, run_batch  # noqa: E402
+from tmsplan.bundled import load_mni_head, mni_head_path  # noqa: E402
+
+MINIMAL_TOOL = """
+import sys, time
+import nibabel as nib, numpy as np
+from scipy.spatial import cKDTree
+from skimage.measure import marching_cubes
+img = nib.load(sys.argv[1])
+data = np.asarray(img.dataobj, dtype=np.float32)
+verts, faces, _, _ = marching_cubes(data, level=float(data.mean()))
+world = verts @ img.affine[:3, :3].T + img.affine[:3, 3]
+point = np.array([float(v) for v in sys.argv[2:5]])
+distance, index = cKDTree(world).query(point)
+print(world[index], distance)
+"""
+
+DLPFC = ("-38", "44", "26")
+
+
+def _run(cmd: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    return time.perf_counter() - start
+
+
+def bench_single(repeat: int, cache: Path) -> None:
+    env = {**os.environ, "TMSPLAN_CACHE_DIR": str(cache)}
+    python = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        tool = Path(tmp) / "minimal_tool.py"
+        tool.write_text(MINIMAL_TOOL)
+        plan = [python, "-m", "tmsplan", "plan", "--target-mni", *DLPFC, "--no-report"]
+        _run([*plan, "--out", f"{tmp}/warm"], env)  # fills the cache
+        ours = [_run([*plan, "--out", f"{tmp}/p{i}"], env) for i in range(repeat)]
+        minimal = [
+            _run([python, str(tool), str(mni_head_path(1)), *DLPFC], env) for _ in range(repeat)
+        ]
+        cold = [_run([*plan, "--out", f"{tmp}/c{i}", "--no-cache"], env) for i in range(repeat)]
+    # in-process, imports done
+    from scipy.spatial import cKDTree
+    from skimage.measure import marching_cubes
+
+    from tmsplan.plan import plan_target
+
+    plan_target(target_mni=tuple(map(float, DLPFC)))
+    in_ours, in_minimal = [], []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        plan_target(target_mni=tuple(map(float, DLPFC)))
+        in_ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        img = nib.load(mni_head_path(1))
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        verts, _, _, _ = marching_cubes(data, level=float(data.mean()))
+        world = verts @ img.affine[:3, :3].T + img.affine[:3, 3]
+        cKDTree(world).query(np.array(DLPFC, float))
+        in_minimal.append(time.perf_counter() - start)
+    med = statistics.median
+    print("(a) one target on the embedded 1 mm head (median of", repeat, "runs, seconds)")
+    print(f"    tmsplan plan --no-report, warm head cache (command) {med(ours):6.2f}")
+    print(f"    tmsplan plan --no-report --no-cache (command)       {med(cold):6.2f}")
+    print(f"    minimal nearest-scalp-point tool (command)          {med(minimal):6.2f}")
+    print(
+        f"    ratio plan/minimal, commands                        {med(ours) / med(minimal):6.2f}"
+    )
+    print(f"    plan_target, warm (in-process)                      {med(in_ours):6.2f}")
+    print(f"    minimal tool (in-process)                           {med(in_minimal):6.2f}")
+    ratio = med(in_ours) / med(in_minimal)
+    print(f"    ratio plan/minimal, in-process                      {ratio:6.2f}")
+
+
+def _cohort(folder: Path, n: int, targets_per_subject: int = 1) -> Path:
+    rng = np.random.default_rng(5)
+    mni = load_mni_head(2)
+    lines = ["subject\tt1\tmni_to_t1\ttarget_mni\ttarget_name"]
+    for i in range(1, n + 1):
+        matrix = rigid_scaling(
+            angle_deg=float(rng.uniform(-12, 12)),
+            scale=tuple(rng.uniform(0.93, 1.07, 3)),
+            shift=tuple(rng.uniform(-10, 10, 3)),
+        )
+        subject = f"sub-{i:02d}"
+        nib.save(synthetic_patient(mni, matrix, order="LPS"), folder / f"{subject}_T1w.nii.gz")
+        np.savetxt(folder / f"{subject}_mni_to_t1.txt", matrix)
+        for k in range(targets_per_subject):
+            xyz = f"{-38 + 4 * k} {44 - 6 * k} {26 + 3 * k}"
+            lines.append(f"{subject}\t{subject}_T1w.nii.gz\t{subject}_mni_to_t1.txt\t{xyz}\tt{k}")
+    manifest = folder / "manifest.tsv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def _batch(manifest: Path, out: Path, cache: Path, **kwargs) -> tuple[float, float, int]:
+    os.environ["TMSPLAN_CACHE_DIR"] = str(cache)
+    rows = read_manifest(manifest, report=False)
+    start = time.perf_counter()
+    result = run_batch(rows, out, report=False, **kwargs)
+    seconds = time.perf_counter() - start
+    assert result.count("failed") == 0, [r["reason"] for r in result.rows]
+    memory = max(r["peak_memory_mb"] for r in result.rows)
+    workers = len({r["worker_pid"] for r in result.rows})
+    return seconds, memory, workers
+
+
+def bench_batch(n: int, skip_dask: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        manifest = _cohort(tmp, n)
+        print(f"(b) tmsplan batch --no-report, {n} synthetic patients, empty head cache")
+        runs = {"--jobs 1": {"jobs": 1}, "--jobs 2": {"jobs": 2}}
+        figures = {}
+        for label, kwargs in runs.items():
+            seconds, memory, workers = _batch(
+                manifest, tmp / f"out{label[-1]}", tmp / f"cache{label[-1]}", **kwargs
+            )
+            figures[label] = seconds
+            print(
+                f"    {label:16s} {seconds:6.1f} s  {60 * n / seconds:5.1f} targets/min  "
+                f"peak memory per worker {memory:6.0f} MB ({workers} worker(s))"
+            )
+        if not skip_dask:
+            from distributed import LocalCluster
+
+            with LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            ) as cluster:
+                seconds, memory, workers = _batch(
+                    manifest, tmp / "outd", tmp / "cached", scheduler=cluster.scheduler_address
+                )
+            figures["dask"] = seconds
+            print(
+                f"    {'2 Dask workers':16s} {seconds:6.1f} s  {60 * n / seconds:5.1f} "
+                f"targets/min  peak memory per worker {memory:6.0f} MB ({workers} worker(s))"
+            )
+            print(f"    speed-up 2 Dask workers / --jobs 1: {figures['--jobs 1'] / seconds:.2f}x")
+        speedup = figures["--jobs 1"] / figures["--jobs 2"]
+        print(f"    speed-up --jobs 2 / --jobs 1:       {speedup:.2f}x")
+
+        (tmp / "one").mkdir()
+        (tmp / "five").mkdir()
+        one, five = _cohort(tmp / "one", 1, 1), _cohort(tmp / "five", 1, 5)
+        t1, _, _ = _batch(one, tmp / "o1", tmp / "c1", jobs=1)
+        t5, _, _ = _batch(five, tmp / "o5", tmp / "c5", jobs=1)
+        print("(c) one patient head, empty head cache, tmsplan batch --no-report --jobs 1")
+        print(f"    1 target {t1:5.2f} s, 5 targets {t5:5.2f} s: ratio {t5 / t1:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--patients", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-dask", action="store_true")
+    parser.add_argument("--skip-single", action="store_true", help="skip (a)")
+    args = parser.parse_args()
+    if not args.skip_single:
+        with tempfile.TemporaryDirectory() as cache:
+            bench_single(args.repeat, Path(cache))
+    bench_batch(args.patients, args.skip_dask)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""The Head: a T1's scalp surface computed once, cached on disk, reused across targets."""
+
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+from _phantoms import rigid_scaling, synthetic_patient
+
+import tmsplan.head
+from tmsplan.bundled import load_mni_head, mni_head_path
+from tmsplan.cli import main
+from tmsplan.errors import SpaceError
+from tmsplan.headcache import (
+    HEAD_ALGORITHM_VERSION,
+    Head,
+    cache_folder,
+    load_head,
+    registration_once,
+)
+from tmsplan.plan import plan_target
+from tmsplan.projection import ScalpProximity, nearest_surface_point
+from tmsplan.spaces import MNI_FRAME
+
+TARGETS_MNI = [
+    (-38.0, 44.0, 26.0),
+    (38.0, 44.0, 26.0),
+    (-54.0, 2.0, 28.0),
+    (0, 20, 60),
+    (45, -60, 40),
+]
+
+
+@pytest.fixture
+def count_scalps(monkeypatch):
+    """Count calls of the scalp extraction (the expensive step a Head saves)."""
+    calls = []
+    original = tmsplan.head.scalp_surface
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("frame"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tmsplan.head, "scalp_surface", counting)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def patient(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("headcache-patient")
+    mni_to_t1 = rigid_scaling(angle_deg=-8.0, shift=(3.0, 5.0, -4.0))
+    nib.save(synthetic_patient(load_mni_head(2), mni_to_t1, order="LAS"), folder / "t1.nii.gz")
+    np.savetxt(folder / "mni_to_t1.txt", mni_to_t1)
+    return folder, mni_to_t1
+
+
+def test_five_targets_on_one_head_build_the_scalp_once(
+    patient, count_scalps, tmp_path, monkeypatch
+):
+    import tmsplan.transforms
+
+    folder, mni_to_t1 = patient
+    reads = []
+    original = tmsplan.transforms.load_mni_to_subject
+
+    def counting_reader(*args, **kwargs):
+        reads.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tmsplan.transforms, "load_mni_to_subject", counting_reader)
+    monkeypatch.setattr(tmsplan.headcache, "_REGISTRATIONS", type(tmsplan.headcache._MEMO)())
+    head = load_head(folder / "t1.nii.gz", cache_dir=tmp_path)
+    assert isinstance(head, Head) and head.frame == "T1w" and not head.from_cache
+    plans = [
+        plan_target(
+            t1=folder / "t1.nii.gz",
+            mni_to_t1=folder / "mni_to_t1.txt",
+            target_mni=xyz,
+            target_name=f"t{i}",
+            head=head,
+        )
+        for i, xyz in enumerate(TARGETS_MNI)
+    ]
+    assert count_scalps == ["T1w"]  # one scalp for five plans
+    assert len(reads) == 1  # and one reading (and fit check) of the transform
+    for plan, xyz in zip(plans, TARGETS_MNI, strict=True):
+        (target,) = plan.record["targets"]
+        expected = (mni_to_t1 @ [*xyz, 1.0])[:3]
+        np.testing.assert_allclose(target["cortical_mm"], expected, atol=1.0)
+        assert plan.scalp is head.scalp
+    # the same pose as a plan that extracts its own scalp (no Head given, no cache)
+    alone = plan_target(
+        t1=folder / "t1.nii.gz",
+        mni_to_t1=folder / "mni_to_t1.txt",
+        target_mni=TARGETS_MNI[0],
+        target_name="t0",
+        head=load_head(folder / "t1.nii.gz", cache=False),
+    )
+    np.testing.assert_allclose(
+        alone.record["targets"][0]["coil_matrix"],
+        plans[0].record["targets"][0]["coil_matrix"],
+        atol=1e-9,
+    )
+
+
+def test_disk_cache_is_reused_keyed_and_checked(patient, count_scalps, tmp_path):
+    folder, _ = patient
+    t1 = folder / "t1.nii.gz"
+    first = load_head(t1, cache_dir=tmp_path)
+    (entry,) = (tmp_path / "heads").glob("*.npz")
+    assert first.cache_path == entry and len(count_scalps) == 1
+    # a fresh process would read it back: drop the in-process memory first
+    tmsplan.headcache._MEMO.clear()
+    again = load_head(t1, cache_dir=tmp_path)
+    assert again.from_cache and len(count_scalps) == 1
+    np.testing.assert_array_equal(again.mesh.vertices, first.mesh.vertices)
+    np.testing.assert_array_equal(again.mesh.faces, first.mesh.faces)
+    np.testing.assert_array_equal(again.fov_boundary, first.fov_boundary)
+    assert again.notes == first.notes and again.t1_sha256 == first.t1_sha256
+    # another file (one byte of the header differs) is another entry
+    other = tmp_path / "other.nii.gz"
+    img = nib.load(t1)
+    img.header["descrip"] = b"another scan"
+    nib.save(img, other)
+    load_head(other, cache_dir=tmp_path)
+    assert len(list((tmp_path / "heads").glob("*.npz"))) == 2 and len(count_scalps) == 2
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "changed-vertices"])
+def test_corrupt_cache_entry_is_rebuilt_not_trusted(patient, count_scalps, tmp_path, damage):
+    folder, _ = patient
+    first = load_head(folder / "t1.nii.gz", cache_dir=tmp_path)
+    entry = first.cache_path
+    if damage == "garbage":
+        entry.write_bytes(b"not a zip file")
+    elif damage == "truncated":
+        entry.write_bytes(entry.read_bytes()[:5000])
+    else:  # a valid npz whose vertices no longer match the stored checksum
+        with np.load(entry) as stored:
+            arrays = {key: stored[key] for key in stored.files}
+        arrays["vertices"] = arrays["vertices"] + 0.5
+        with open(entry, "wb") as handle:
+            np.savez(handle, **arrays)
+    tmsplan.headcache._MEMO.clear()
+    rebuilt = load_head(folder / "t1.nii.gz", cache_dir=tmp_path)
+    assert not rebuilt.from_cache and len(count_scalps) == 2
+    np.testing.assert_array_equal(rebuilt.mesh.vertices, first.mesh.vertices)
+    tmsplan.headcache._MEMO.clear()
+    assert load_head(folder / "t1.nii.gz", cache_dir=tmp_path).from_cache  # rewritten whole
+
+
+def test_head_of_another_image_or_frame_is_refused(patient, tmp_path):
+    folder, _ = patient
+    mni_head = load_head(None, cache_dir=tmp_path)
+    assert mni_head.frame == MNI_FRAME
+    with pytest.raises(SpaceError, match="another image"):
+        plan_target(
+            t1=folder / "t1.nii.gz",
+            mni_to_t1=folder / "mni_to_t1.txt",
+            target_mni=TARGETS_MNI[0],
+            head=load_head(mni_head_path(2), frame="T1w", cache_dir=tmp_path),
+        )
+    with pytest.raises(SpaceError, match="frame"):
+        plan_target(target_mni=TARGETS_MNI[0], head=load_head(folder / "t1.nii.gz"))
+    # an image given in memory: checked by grid and affine
+    in_memory = nib.load(folder / "t1.nii.gz")
+    in_memory = nib.Nifti1Image(np.asarray(in_memory.dataobj), in_memory.affine, in_memory.header)
+    head = load_head(in_memory)
+    assert head.t1_sha256 is None and head.cache_path is None
+    with pytest.raises(SpaceError, match="grid or affine"):
+        plan_target(
+            t1=mni_head_path(2),
+            target_t1=(0.0, 0.0, 40.0),
+            head=head,
+        )
+
+
+def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("TMSPLAN_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_folder() == tmp_path / "home" / ".cache" / "tmsplan"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_folder() == tmp_path / "xdg" / "tmsplan"
+    monkeypatch.setenv("TMSPLAN_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache_folder() == tmp_path / "mine"
+    assert cache_folder(tmp_path / "given") == tmp_path / "given"
+    assert isinstance(HEAD_ALGORITHM_VERSION, int)
+
+
+def test_cli_no_cache_writes_nothing_and_help_names_the_folder(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("TMSPLAN_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["--help"]) == 0
+    assert str(tmp_path / "cache") in "".join(capsys.readouterr().out.split())  # lines wrap
+    code = main(
+        ["plan", "--target-mni", "-38", "44", "26", "--out", str(tmp_path / "p"), "--no-report"]
+        + ["--no-cache"]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_proximity_matches_trimesh_closest_point_and_contains(tmp_path):
+    head = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
+    mesh, fov = head.mesh, head.fov_boundary
+    assert fov.any()  # the neck floor: skin-only queries differ from all-surface ones
+    skin = ~fov[mesh.faces].any(axis=1)
+    proximity = ScalpProximity(mesh, fov)
+    rng = np.random.default_rng(3)
+    points = rng.uniform([-80, -110, -70], [80, 80, 90], size=(12, 3))
+    points[0] = (0.0, -20.0, -75.0)  # near the neck floor
+    for point in points:
+        for mask, only in ((skin, True), (None, False)):
+            expected, distance, _ = nearest_surface_point(mesh, point, face_mask=mask)
+            got, got_distance, face = proximity.nearest(point, skin_only=only)
+            np.testing.assert_allclose(got, expected, atol=1e-9)
+            assert got_distance == pytest.approx(distance, abs=1e-9)
+            assert mask is None or mask[face]
+        assert proximity.contains(point) == bool(mesh.contains(point[None])[0])
+
+
+def test_registration_is_computed_once_per_image(monkeypatch):
+    import tmsplan.registration
+
+    calls = []
+
+    def fake_register(img, *, kind):
+        calls.append(kind)
+        return ("registration", kind)
+
+    monkeypatch.setattr(tmsplan.registration, "register_mni_to_t1", fake_register)
+    monkeypatch.setattr(tmsplan.headcache, "_REGISTRATIONS", type(tmsplan.headcache._MEMO)())
+    img = nib.Nifti1Image(np.ones((4, 4, 4)), np.eye(4))
+    first = registration_once(img, kind="affine")
+    assert registration_once(img, kind="affine") is first and calls == ["affine"]
+    registration_once(img, kind="nonlinear")
+    moved = nib.Nifti1Image(np.asarray(img.dataobj), np.diag([2.0, 2.0, 2.0, 1.0]))
+    registration_once(moved, kind="affine")
+    assert calls == ["affine", "nonlinear", "affine"]
+
+
+def test_cache_survives_a_copied_file(patient, tmp_path, count_scalps):
+    # the key is the file's content, not its path: a copy reuses the entry
+    folder, _ = patient
+    load_head(folder / "t1.nii.gz", cache_dir=tmp_path)
+    copy = tmp_path / "copy.nii.gz"
+    shutil.copy(folder / "t1.nii.gz", copy)
+    tmsplan.headcache._MEMO.clear()
+    assert load_head(copy, cache_dir=tmp_path).from_cache and len(count_scalps) == 1
