@@ -324,3 +324,17 @@ def test_real_head_white_matter_point_snaps_outward(real_head):
     assert 0.0 < distance <= 20.0
     # outward: farther from the brain centre than the start
     assert np.linalg.norm(new_xyz - centre) > np.linalg.norm(deep - centre)
+
+
+def test_probabilities_match_the_labels(phantom, tissue):
+    t1, mask, _ = phantom
+    with_probs = tissue_segmentation(t1, mask, with_probabilities=True)
+    probs = with_probs.probabilities.get_fdata()
+    labels = np.asarray(with_probs.labels.dataobj)
+    assert probs.shape == (*SHAPE, 3)
+    assert np.array_equal(labels, np.asarray(tissue.labels.dataobj))
+    inside = labels > OUTSIDE
+    assert np.allclose(probs[inside].sum(axis=1), 1.0, atol=1e-4)
+    assert np.array_equal(np.argmax(probs[inside], axis=1) + 1, labels[inside])
+    assert np.all(probs[~inside] == 0.0)
+    assert tissue.probabilities is None
