@@ -37,7 +37,7 @@ WM_R = 48.0
 CSF_R = 66.0
 NUCLEUS = (np.array([22.0, 0.0, 0.0]), 5.0)  # deep grey matter inside the white matter
 VENTRICLES = ((-7.0, 0.0, 10.0), (7.0, 0.0, 10.0))  # CSF ellipsoids, semi-axes 4, 16, 6 mm
-INTENSITY = {CSF: 300.0, GREY_MATTER: 600.0, WHITE_MATTER: 900.0}
+INTENSITY = {CSF: 300.0, GREY_MATTER: 600.0, WHITE_MATTER: 760.0}  # GM/WM as real T1s (0.8)
 REAL_HEADS = Path(__file__).resolve().parents[2] / "shared" / "real-heads"
 
 
@@ -83,7 +83,7 @@ def phantom():
     x, z = xyz[:, 0].reshape(SHAPE), xyz[:, 2].reshape(SHAPE)
     bias = np.exp(0.18 * x / 80.0 + 0.12 * z / 80.0 - 0.1 * (z / 80.0) ** 2)
     data = ndimage.gaussian_filter(t1.get_fdata(), 0.6) * bias
-    data += np.random.default_rng(8).normal(0.0, 30.0, SHAPE)
+    data += np.random.default_rng(8).normal(0.0, 40.0, SHAPE)
     t1 = nib.Nifti1Image(np.abs(data), t1.affine)
     t1.set_sform(t1.affine, code=1)
     t1.set_qform(t1.affine, code=1)
