@@ -130,8 +130,10 @@ class TissueMap:
     method : dict
         JSON-ready description of how the labels were made (for the record).
     quality : dict
-        JSON-ready figures: class means and SDs (bias-corrected, in units of the
-        T1's median brain intensity), GM/WM separation, volumes in mL.
+        JSON-ready figures: class means, SDs and weights (bias-corrected, in
+        units of the T1's median brain intensity), GM/WM and CSF/GM separations
+        (pooled SDs), the mixture's log-likelihood gain over one Gaussian,
+        volumes of each class and of the mask in mL.
     probabilities : nibabel.Nifti1Image or None
         float32 4-D image on the T1 grid, volumes CSF, GM, WM (posteriors after
         the MRF steps; 0 outside the classified region), when asked for.
