@@ -122,6 +122,6 @@ def test_the_cli_shows_each_warning_once(tmp_path, capsys):
         warnings.simplefilter("error")  # nothing leaks out of main() as a Python warning
         assert main(args) == 0
     stdout, stderr = capsys.readouterr()
-    assert stderr.count("NOT reachable") == 1
+    assert stderr.count("is NOT reachable:") == 1  # the one reachability warning, once
     assert "tmsplan: warning: target" in stderr
     assert "warning" not in stdout

@@ -64,7 +64,8 @@ def test_five_targets_on_one_head_build_the_scalp_once(
     original = tmsplan.transforms.load_mni_to_subject
 
     def counting_reader(*args, **kwargs):
-        reads.append(args[0])
+        if kwargs.get("check_fit", True):  # not the readings an ambiguous matrix file compares
+            reads.append(args[0])
         return original(*args, **kwargs)
 
     monkeypatch.setattr(tmsplan.transforms, "load_mni_to_subject", counting_reader)

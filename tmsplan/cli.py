@@ -779,6 +779,7 @@ def _run_dose(args: argparse.Namespace) -> int:
     print(f"  source: {result['source']}")
     for caveat in result["caveats"]:
         print(f"  caveat: {caveat}")
+    return 0
 
 
 def _run_batch(args: argparse.Namespace) -> int:

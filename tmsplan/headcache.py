@@ -417,7 +417,14 @@ def _image_digest(img) -> str:
     return digest.hexdigest()
 
 
-def transform_once(path: str | os.PathLike, *, kind: str | None, reference, moving):
+def transform_once(
+    path: str | os.PathLike,
+    *,
+    kind: str | None,
+    reference,
+    moving,
+    accept_poor_fit: bool = False,
+):
     """An MNI -> T1 transform file read (and fit-checked) once per process.
 
     Reading a transform checks that it fits the head (about 1 s); several targets
@@ -434,6 +441,8 @@ def transform_once(path: str | os.PathLike, *, kind: str | None, reference, movi
         The checked T1.
     moving : str, os.PathLike or image
         FSL only: the MNI image given to FLIRT.
+    accept_poor_fit : bool
+        Keep a transform that fits the T1 poorly (a loud warning is recorded).
 
     Returns
     -------
@@ -443,12 +452,17 @@ def transform_once(path: str | os.PathLike, *, kind: str | None, reference, movi
 
     source = image_source(moving) if moving is not None else None
     if not Path(path).is_file() or (moving is not None and source is None):
-        return load_mni_to_subject(path, kind=kind, reference=reference, moving=moving)
+        return load_mni_to_subject(
+            path, kind=kind, reference=reference, moving=moving, accept_poor_fit=accept_poor_fit
+        )
     where = str(Path(path).resolve())  # describe() names the file
-    key = ("transform", where, file_sha256(path), kind, _image_digest(reference), source)
+    digest = _image_digest(reference)
+    key = ("transform", where, file_sha256(path), kind, digest, source, bool(accept_poor_fit))
     xfm = _recall(key, _REGISTRATIONS)
     if xfm is None:
-        xfm = load_mni_to_subject(path, kind=kind, reference=reference, moving=moving)
+        xfm = load_mni_to_subject(
+            path, kind=kind, reference=reference, moving=moving, accept_poor_fit=accept_poor_fit
+        )
         _remember(key, xfm, _REGISTRATIONS)
     return xfm
 

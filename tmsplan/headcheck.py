@@ -38,6 +38,7 @@ _RAY_START_MM = 3.0  # the outward ray is sampled from here (past the skin's par
 _RAY_END_MM = 60.0
 _RAY_STEP_MM = 0.5
 _TISSUE_RUN_MM = 3.0  # this much tissue in a row beyond the entry: the entry is inside the head
+_CONE_DEG = 35.0  # rays tilted this much from the normal (6 around it) must be blocked too
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,12 @@ class EntryCheck:
     Attributes
     ----------
     on_outer_skin : bool
-        False when head tissue lies beyond the entry along its outward normal
-        (in the image) or the scalp surface is met again along that ray: the
-        entry is inside the head (a cavity wall, not the skin).
+        False when head tissue (in the image) or the scalp surface lies beyond
+        the entry along its outward normal AND along every ray of a cone around
+        it: the entry is enclosed by the head (a cavity wall, not the skin).
+    blocked_outward : bool
+        Tissue or surface beyond the entry along the normal itself (a cavity
+        wall, or a concavity such as under the ear where the coil cannot sit flat).
     tissue_beyond_mm : float
         Distance from the entry to the first tissue run found outward (inf if none).
     surface_beyond_mm : float
@@ -61,6 +65,7 @@ class EntryCheck:
     """
 
     on_outer_skin: bool
+    blocked_outward: bool
     tissue_beyond_mm: float
     surface_beyond_mm: float
     scalp_brain_mm: float | None
@@ -74,6 +79,7 @@ class EntryCheck:
 
         return {
             "on_outer_skin": self.on_outer_skin,
+            "blocked_outward": self.blocked_outward,
             "tissue_beyond_entry_mm": num(self.tissue_beyond_mm),
             "surface_beyond_entry_mm": num(self.surface_beyond_mm),
             "scalp_brain_mm": num(self.scalp_brain_mm),
@@ -105,6 +111,19 @@ def _surface_beyond(mesh: trimesh.Trimesh, entry: np.ndarray, outward: np.ndarra
     if len(locations) == 0:
         return float("inf")
     return float(np.min(np.linalg.norm(locations - entry, axis=1)))
+
+
+def _cone(axis: np.ndarray, angle_deg: float, count: int = 6) -> list[np.ndarray]:
+    """Unit rays tilted ``angle_deg`` from ``axis``, evenly around it."""
+    helper = np.eye(3)[int(np.argmin(np.abs(axis)))]
+    u = np.cross(axis, helper)
+    u /= np.linalg.norm(u)
+    v = np.cross(axis, u)
+    tilt = np.radians(angle_deg)
+    return [
+        np.cos(tilt) * axis + np.sin(tilt) * (np.cos(a) * u + np.sin(a) * v)
+        for a in np.linspace(0.0, 2.0 * np.pi, count, endpoint=False)
+    ]
 
 
 def _brain_distance(brain_img: nib.spatialimages.SpatialImage, point: np.ndarray) -> float:
@@ -152,20 +171,33 @@ def check_entry(
     outward = np.asarray(outward_normal, dtype=np.float64)
     outward = outward / max(float(np.linalg.norm(outward)), 1e-12)
     warnings: list[str] = []
-    tissue = (
-        _tissue_beyond(t1_img, entry, outward, scalp.skin_level)
-        if scalp.skin_level is not None
-        else float("inf")
-    )
-    surface = _surface_beyond(scalp.mesh, entry, outward)
-    on_skin = not (np.isfinite(tissue) or np.isfinite(surface))
+
+    def beyond(direction: np.ndarray) -> tuple[float, float]:
+        tissue = (
+            _tissue_beyond(t1_img, entry, direction, scalp.skin_level)
+            if scalp.skin_level is not None
+            else float("inf")
+        )
+        return tissue, _surface_beyond(scalp.mesh, entry, direction)
+
+    tissue, surface = beyond(outward)
+    blocked = bool(np.isfinite(tissue) or np.isfinite(surface))
+    on_skin = True
+    if blocked:
+        on_skin = not all(np.isfinite(min(beyond(ray))) for ray in _cone(outward, _CONE_DEG))
+    distance = min(tissue, surface)
     if not on_skin:
-        beyond = min(tissue, surface)
         warnings.append(
             f"target {name!r}: the scalp entry is NOT on the outer skin: head tissue lies "
-            f"{beyond:.0f} mm further out along the scalp normal (a cavity wall such as a "
-            "sinus, not the skin); the target is marked not reachable; check the T1 and the "
-            "pictures"
+            f"{distance:.0f} mm further out along the scalp normal and all around it (a cavity "
+            "wall such as a sinus, not the skin); the target is marked not reachable; check the "
+            "T1 and the pictures"
+        )
+    elif blocked:
+        warnings.append(
+            f"target {name!r}: the scalp entry lies in a concavity: other head tissue (ear, "
+            f"jaw, nose) is {distance:.0f} mm out along the scalp normal, so the coil cannot sit "
+            "flat there as planned; check the pictures"
         )
     brain = _brain_distance(brain_img, entry) if brain_img is not None else None
     if brain is not None and on_skin:
@@ -183,6 +215,7 @@ def check_entry(
             )
     return EntryCheck(
         on_outer_skin=on_skin,
+        blocked_outward=blocked,
         tissue_beyond_mm=tissue,
         surface_beyond_mm=surface,
         scalp_brain_mm=brain,
