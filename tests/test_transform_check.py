@@ -280,3 +280,13 @@ def test_real_head_own_registration_accepted_and_turned_refused(real_registratio
     np.testing.assert_allclose(
         _apply(flirt.matrix, TARGETS_MNI), _apply(good, TARGETS_MNI), atol=1.0
     )
+
+
+def test_a_reading_that_fits_clearly_better_wins():
+    from tmsplan.transform_check import _clearly_better
+
+    good = {"nmi": 1.95, "correlation": 1.0}
+    fair = {"nmi": 1.13, "correlation": 0.52}
+    assert _clearly_better(fair, good) == "affine"
+    assert _clearly_better(good, fair) == "fsl"
+    assert _clearly_better(good, {"nmi": 1.9, "correlation": 0.95}) is None  # too close: ask

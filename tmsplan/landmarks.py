@@ -49,10 +49,10 @@ LANDMARK_NAMES = ("nasion", "inion", "lpa", "rpa")
 """The four landmarks, in this order."""
 
 MNI_LANDMARKS = {
-    "nasion": (0.0, 82.442, -45.0),
-    "inion": (0.0, -112.838, -45.0),
-    "lpa": (-81.184, -18.016, -55.004),
-    "rpa": (82.297, -18.015, -55.001),
+    "nasion": (0.0, 82.506, -44.0),
+    "inion": (0.0, -113.083, -44.0),
+    "lpa": (-80.975, -18.17, -54.015),
+    "rpa": (82.315, -18.177, -56.004),
 }
 """Landmarks of the embedded MNI152NLin6Asym head (RAS+ mm), as
 :func:`detect_mni_landmarks` finds them on its scalp surface (re-derived in the

@@ -405,6 +405,18 @@ def check_transform_fit(
     return replace(mni_to_subject, fit={**fit, "warning": warning}), warning
 
 
+_CLEARLY_BETTER = {"nmi": 0.1, "correlation": 0.2}
+"""One reading of an ambiguous matrix beats the other when it is better by this much on both."""
+
+
+def _clearly_better(fsl: dict, affine: dict) -> str | None:
+    """``"fsl"``/``"affine"`` when that reading's similarity is clearly higher, else None."""
+    for first, second, name in ((fsl, affine, "fsl"), (affine, fsl, "affine")):
+        if all(first[k] - second[k] >= margin for k, margin in _CLEARLY_BETTER.items()):
+            return name
+    return None
+
+
 def choose_matrix_kind(
     path: str | Path,
     t1: ImageLike,
@@ -484,14 +496,22 @@ def choose_matrix_kind(
                 (probe @ a[:3, :3].T + a[:3, 3]) - (probe @ b[:3, :3].T + b[:3, 3]), axis=1
             ).max()
         )
-        if gap > _SAME_READING_MM:
+        better = _clearly_better(readings["fsl"][1], readings["affine"][1])
+        if gap > _SAME_READING_MM and better is not None:
+            chosen = better
+            why = (
+                f"both readings pass the fit lines but read as {names[chosen]} it fits clearly "
+                f"better (targets {gap:.1f} mm apart): {both}"
+            )
+        elif gap > _SAME_READING_MM:
             raise RegistrationError(
                 f"'{path.name}' is a 4x4 matrix that fits this T1 both ways and the two "
                 f"readings put targets {gap:.1f} mm apart ({both}); say which it is with "
                 "--xfm-kind fsl or --xfm-kind affine (kind=)."
             )
-        chosen = "fsl" if path.name.lower().endswith(".mat") else "affine"
-        why = f"both readings fit and agree within {gap:.1f} mm; read as the extension says"
+        else:
+            chosen = "fsl" if path.name.lower().endswith(".mat") else "affine"
+            why = f"both readings fit and agree within {gap:.1f} mm; read as the extension says"
     elif len(fitting) == 1:
         chosen = fitting[0]
         why = f"read as {names[chosen]} because it fits only that way: {both}"
