@@ -16,7 +16,7 @@ import nibabel as nib
 from tmsplan import interrupts
 from tmsplan.activation import DEFAULT_THRESHOLD
 from tmsplan.atlas import get_roi
-from tmsplan.errors import ActivationError, PlanWarning
+from tmsplan.errors import PlanWarning
 from tmsplan.head import ScalpSurface
 from tmsplan.headcache import Head
 from tmsplan.images import ImageLike, file_sha256
@@ -40,6 +40,7 @@ from tmsplan.pipeline import (
     head_for,
     image_entry,
     load_activation,
+    picture_layers,
     place_candidates,
     place_target,
     plan_mode,
@@ -47,6 +48,7 @@ from tmsplan.pipeline import (
     roi_on_map,
     strategy_description,
     threshold_for,
+    thresholding_entry,
 )
 from tmsplan.projection import (
     DEFAULT_COIL_SKIN_DISTANCE_MM,
@@ -242,21 +244,14 @@ def plan_target(
         issued with :func:`warnings.warn`.
     """
     strategy = check_strategy(strategy, rule, candidates)
-    conn = None
-    if strategy == "connectivity":
-        conn = connectivity_choice(
-            activation, target_mni, target_t1, rest, confounds, rest_mask, seed_roi, seed_mask,
-            roi, roi_mask, connectivity_sign, activation_space, candidates,
-        )  # fmt: skip
+    conn = connectivity_choice(
+        strategy, activation, target_mni, target_t1, rest, confounds, rest_mask, seed_roi,
+        seed_mask, roi, roi_mask, connectivity_sign, activation_space, candidates,
+    )  # fmt: skip
+    if conn is not None:
         target_mni, roi_mask = conn.target.xyz[0], None
         target_name = target_name or roi or "connectivity_target"
-    elif any(x is not None for x in (rest, confounds, rest_mask, seed_roi, seed_mask)):
-        raise ActivationError(
-            "--rest, --confounds, --rest-mask, --seed-roi and --seed-mask belong to "
-            "--strategy connectivity; add it or leave them out."
-        )
-    elif strategy in ("peak", "cog"):
-        rule = strategy
+    rule = strategy if strategy in ("peak", "cog") else rule
     given = dict(target_mni=target_mni, target_t1=target_t1)
     check_inputs(
         activation, **given, roi=roi, roi_mask=roi_mask, strategy=strategy,
@@ -312,31 +307,21 @@ def plan_target(
         directions=placed.directions, roi=roi_obj,
     ))  # fmt: skip
     warnings += conn.notes if conn is not None else ()
-    thresholding = None
-    if act_img is not None:
-        fixed = {"method": "fixed", "threshold": threshold}
-        thresholding = {**(threshold_info or fixed), "sign": sign,
-                        "min_cluster_mm3": float(min_cluster_mm3)}  # fmt: skip
     record = build_record(
         subject=subject, space=space, head=head, roi_info=region.info, targets=targets,
         activation_info=activation_entry(activation, chosen, activation_space=activation_space,
                                          activation_source=activation_source, **given),
-        settings=settings, clinic=clinic, thresholding=thresholding,
+        settings=settings, clinic=clinic, thresholding=thresholding_entry(
+            act_img, threshold, threshold_info, sign=sign, min_cluster_mm3=min_cluster_mm3),
         strategy=strategy_description(strategy, chosen, conn),
         options=dict(threshold=threshold, sign=sign, rule=rule, strategy=strategy,
                      candidates=candidates, export_candidates=export_candidates,
                      mode=plan_mode(space.frame, activation, activation_space)),
         deep_verdict=placed.deep_verdict, warnings=warnings, conn=conn,
     )  # fmt: skip
-    picture_act = act_img  # pictures: everything drawn in the head's frame
-    if act_img is not None and activation_space == "MNI" and space.carried:
-        picture_act = space.mni_to_subject.resample_to_subject(
-            act_img, space.t1_img, interpolation="linear"
-        )
     for text in record["warnings"]:  # every record warning is a Python warning too
         _warnings.warn(text, PlanWarning, stacklevel=2)
-    layers = {"activation_img": picture_act, "roi_img": final.roi_head_img,
-              "brain_img": final.brain_img}  # fmt: skip
+    layers = picture_layers(act_img, final, space, activation_space=activation_space)
     return Plan(record=record, scalp=head.scalp, t1_img=space.t1_img, activation_img=act_img,
                 layers=layers, registration=space.registration, targets=targets)  # fmt: skip
 

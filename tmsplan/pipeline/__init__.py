@@ -32,8 +32,10 @@ from tmsplan.pipeline.result import (
     activation_entry,
     build_record,
     image_entry,
+    picture_layers,
     plan_mode,
     strategy_description,
+    thresholding_entry,
 )
 from tmsplan.pipeline.space import (
     HeadSpace,
@@ -69,10 +71,12 @@ __all__ = [
     "image_entry",
     "load_activation",
     "place_candidates",
+    "picture_layers",
     "place_target",
     "plan_mode",
     "resolve_head_space",
     "roi_on_map",
     "strategy_description",
     "threshold_for",
+    "thresholding_entry",
 ]

@@ -92,13 +92,15 @@ def check_inputs(
 
 
 def connectivity_choice(
-    activation, target_mni, target_t1, rest, confounds, rest_mask, seed_roi, seed_mask,
+    strategy, activation, target_mni, target_t1, rest, confounds, rest_mask, seed_roi, seed_mask,
     roi, roi_mask, sign, activation_space, n_candidates,
 ):  # fmt: skip
-    """Run the connectivity strategy (an MNI-space run).
+    """Run the connectivity strategy (an MNI-space run) when it is the strategy.
 
     Parameters
     ----------
+    strategy : str
+        Other strategies refuse the connectivity inputs and return None.
     activation, target_mni, target_t1, rest, confounds, rest_mask, seed_roi, seed_mask : Any
         See :func:`tmsplan.plan.plan_target`.
     roi, roi_mask : Any
@@ -109,11 +111,18 @@ def connectivity_choice(
 
     Returns
     -------
-    tmsplan.connectivity.ConnectivityTarget
+    tmsplan.connectivity.ConnectivityTarget or None
     """
     from tmsplan.connectivity import connectivity_target
     from tmsplan.errors import ConnectivityError
 
+    if strategy != "connectivity":
+        if any(x is not None for x in (rest, confounds, rest_mask, seed_roi, seed_mask)):
+            raise ActivationError(
+                "--rest, --confounds, --rest-mask, --seed-roi and --seed-mask belong to "
+                "--strategy connectivity; add it or leave them out."
+            )
+        return None
     if rest is None:
         raise ConnectivityError(
             "--strategy connectivity needs the participant's resting-state run: --rest "
@@ -158,7 +167,8 @@ class RoiOnMap:
     mask_img : nibabel.Nifti1Image or None
         The ROI on the activation map's grid.
     roi_mni : nibabel.Nifti1Image or None
-        The atlas ROI on the 1 mm MNI grid, when it is carried into a T1.
+        The atlas ROI on the 1 mm MNI grid, when it is carried into a T1
+        (:func:`finalise_target` makes it when missing).
     """
 
     roi: Any = None
@@ -499,9 +509,10 @@ def finalise_target(
             target = Points(snapped, SUBJECT_FRAME)
             target_mni = xfm.inverse_points(target).xyz[0]
         if region.roi is not None:
-            roi_head_img = xfm.resample_to_subject(
-                region.roi_mni, t1_img, interpolation="nearest"
-            )
+            roi_mni = region.roi_mni  # None when the region was made for the MNI head
+            if roi_mni is None:
+                roi_mni = roi_mask_img(region.roi, load_mni_brain_mask(1))
+            roi_head_img = xfm.resample_to_subject(roi_mni, t1_img, interpolation="nearest")
             voxel = float(np.max(t1_img.header.get_zooms()[:3]))
             if not _inside(roi_head_img, target.xyz[0], tolerance_mm=voxel):
                 warnings.append(

@@ -386,3 +386,62 @@ def build_record(
     if deep_verdict is not None:
         record["deep_target"] = deep_verdict
     return record
+
+
+def thresholding_entry(
+    act_img: Any,
+    threshold: float,
+    threshold_info: dict | None,
+    *,
+    sign: str,
+    min_cluster_mm3: float,
+) -> dict | None:
+    """The record's ``thresholding`` entry (None without a map).
+
+    Parameters
+    ----------
+    act_img : nibabel.Nifti1Image or None
+    threshold : float
+        The threshold used.
+    threshold_info : dict, optional
+        How a statistical threshold was computed (:func:`tmsplan.pipeline.threshold_for`).
+    sign : str
+    min_cluster_mm3 : float
+
+    Returns
+    -------
+    dict or None
+    """
+    if act_img is None:
+        return None
+    fixed = {"method": "fixed", "threshold": threshold}
+    return {**(threshold_info or fixed), "sign": sign, "min_cluster_mm3": float(min_cluster_mm3)}
+
+
+def picture_layers(act_img: Any, final: Any, space: Any, *, activation_space: str) -> dict:
+    """Images in the head's frame for the pictures (activation, ROI, brain).
+
+    Parameters
+    ----------
+    act_img : nibabel.Nifti1Image or None
+        The activation map (an MNI map is resampled into a patient's T1).
+    final : tmsplan.pipeline.CarriedTarget
+        From :func:`tmsplan.pipeline.finalise_target` (ROI and brain images).
+    space : tmsplan.pipeline.HeadSpace
+    activation_space : {"MNI", "T1w"}
+
+    Returns
+    -------
+    dict
+        ``activation_img``, ``roi_img``, ``brain_img`` (each may be None).
+    """
+    picture_act = act_img
+    if act_img is not None and activation_space == "MNI" and space.carried:
+        picture_act = space.mni_to_subject.resample_to_subject(
+            act_img, space.t1_img, interpolation="linear"
+        )
+    return {
+        "activation_img": picture_act,
+        "roi_img": final.roi_head_img,
+        "brain_img": final.brain_img,
+    }
