@@ -88,9 +88,7 @@ def test_steps_choose_once_then_place_on_two_heads(group_map, moved_patient):
         placed, _ = pipeline.place_target(final, space, head, settings, name="mfg")
         reference = plan_target(group_map, roi="cocaine_mfg_l", t1=t1, mni_to_t1=xfm)
         np.testing.assert_array_equal(placed.target.coil_matrix, reference.targets[0].coil_matrix)
-        np.testing.assert_array_equal(
-            placed.target.cortical_mni, reference.targets[0].cortical_mni
-        )
+        np.testing.assert_array_equal(placed.target.cortical_mni, reference.targets[0].cortical_mni)
         placed_on[space.frame] = placed.target
     in_mni, in_patient = placed_on[MNI_FRAME], placed_on[SUBJECT_FRAME]
     assert in_patient.frame == SUBJECT_FRAME
