@@ -147,7 +147,18 @@ def plan_target(
     alpha: float | None = None,
     head: Head | None = None,
 ) -> Plan:
-    """Plan one TMS target (all planning modes; see the module docstring).
+    """Plan one TMS target, in any of the planning modes.
+
+    1. group map + ROI in MNI, head = the embedded MNI152 head (no ``t1``);
+    2. group map + ROI in MNI, head = the patient's T1 with an MNI->T1 transform
+       (given, or from the built-in registration): the target is chosen in MNI and
+       carried into the patient, where it is re-checked inside the carried ROI;
+    3. subject map in the patient's T1 world (``activation_space="T1w"``) with the
+       MNI ROI carried into the patient;
+    4. coordinates given by the user (``target_mni`` or ``target_t1``).
+
+    A short composition of the steps in :mod:`tmsplan.pipeline`, which can be
+    called alone.
 
     Parameters
     ----------
@@ -230,6 +241,7 @@ def plan_target(
     Returns
     -------
     Plan
+        ``plan.targets`` (typed :class:`tmsplan.pipeline.Target`) and ``plan.record``.
 
     Raises
     ------
