@@ -21,6 +21,7 @@ _PUBLIC = {
     "plan_target": "tmsplan.plan",
     "write_plan": "tmsplan.plan",
     "Plan": "tmsplan.plan",
+    "Target": "tmsplan.pipeline",
     "read_peak_table": "tmsplan.activation",
     "map_from_peaks": "tmsplan.activation",
     "mni_map_from_peak_table": "tmsplan.activation",
