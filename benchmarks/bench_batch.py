@@ -158,7 +158,7 @@ def bench_batch(n: int, skip_dask: bool) -> None:
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address=":0",
             ) as cluster:
                 seconds, memory, workers = _batch(
                     manifest, tmp / "outd", tmp / "cached", scheduler=cluster.scheduler_address

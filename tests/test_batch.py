@@ -304,7 +304,7 @@ def test_same_targets_with_two_processes_and_on_a_dask_cluster(cohort, first_run
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: 8787 may be taken
     ) as cluster:
         dask_out = tmp_path / "dask"
         code = main(
