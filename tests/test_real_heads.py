@@ -79,11 +79,11 @@ def chris_plans():
             mni_to_t1=registration.mni_to_subject,
             target_name=name,
         )
-    return img, plans
+    return img, plans, registration.mni_to_subject
 
 
 def test_scalp_is_one_closed_outer_skin_of_genus_zero(chris_plans):
-    _, plans = chris_plans
+    _, plans, _ = chris_plans
     scalp = plans["frontal_pole"].scalp
     assert scalp.mesh.is_watertight
     assert scalp.mesh.euler_number == 2 and scalp.genus == 0
@@ -91,7 +91,7 @@ def test_scalp_is_one_closed_outer_skin_of_genus_zero(chris_plans):
 
 @pytest.mark.parametrize("name", list(TARGETS))
 def test_entries_on_the_outer_skin_at_true_depth(chris_plans, name):
-    img, plans = chris_plans
+    img, plans, _ = chris_plans
     target = plans[name].record["targets"][0]
     cortical = np.asarray(target["cortical_mm"])
     expected = _independent_outer_skin_depth(img, cortical)
@@ -101,3 +101,33 @@ def test_entries_on_the_outer_skin_at_true_depth(chris_plans, name):
     assert target["reachable"] is True
     assert target["cortical_mm"][0] < 0  # left targets stay left
     assert target["scalp_mm"][0] < 0
+
+
+def test_hand_knob_carried_into_a_real_head_ends_in_grey_matter(chris_plans):
+    _, plans, _ = chris_plans
+    target = plans["hand_knob"].record["targets"][0]
+    tissue = target["tissue"]
+    assert tissue["at_target"] == "grey matter"
+    assert tissue["given"] in ("grey matter", "white matter", "csf")
+    assert tissue["moved_to_grey_matter_mm"] < 10.0
+    assert target["cortical_mm"][0] < 0  # still the left hand knob
+    assert tissue["method"]  # the method is stated in the record
+
+
+def test_no_snap_keeps_the_carried_target_and_records_its_tissue(chris_plans):
+    img, plans, xfm = chris_plans
+    snapped = plans["hand_knob"]
+    kept = tmsplan.plan_target(
+        target_mni=TARGETS["hand_knob"],
+        t1=img,
+        mni_to_t1=xfm,
+        target_name="hand_knob",
+        snap_to_grey_matter=False,
+    )
+    tissue = kept.record["targets"][0]["tissue"]
+    assert tissue["moved_to_grey_matter_mm"] == 0.0
+    assert tissue["at_target"] == tissue["given"]
+    moved = snapped.record["targets"][0]["tissue"]["moved_to_grey_matter_mm"]
+    kept_xyz = kept.record["targets"][0]["cortical_mm"]
+    gap = np.linalg.norm(np.subtract(kept_xyz, snapped.record["targets"][0]["cortical_mm"]))
+    assert gap == pytest.approx(moved, abs=1e-3)

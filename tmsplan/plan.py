@@ -37,6 +37,7 @@ from tmsplan.pipeline import (
     connectivity_choice,
     depth_function,
     finalise_target,
+    grey_matter_target,
     head_for,
     image_entry,
     load_activation,
@@ -146,6 +147,7 @@ def plan_target(
     height_control: Literal["fpr", "fdr", "bonferroni"] | None = None,
     alpha: float | None = None,
     head: Head | None = None,
+    snap_to_grey_matter: bool = True,
 ) -> Plan:
     """Plan one TMS target, in any of the planning modes.
 
@@ -237,6 +239,10 @@ def plan_target(
         The head of ``t1`` (or of the embedded head) from
         :func:`tmsplan.headcache.load_head`, reused as is. Default: loaded with
         the disk cache (computed once per T1 file).
+    snap_to_grey_matter : bool
+        A target carried into a T1 that lands in white matter or CSF moves to
+        the nearest grey matter toward the scalp (the tissue is estimated in the
+        carried brain mask; recorded under ``targets[0].tissue``). False keeps it.
 
     Returns
     -------
@@ -306,6 +312,8 @@ def plan_target(
     warnings += notes
     interrupts.checkpoint("scalp")
     head = head_for(space, head)
+    final, notes = grey_matter_target(final, space, head, snap=snap_to_grey_matter)
+    warnings += notes
     name = target_name or (roi if roi is not None else "target")
     placed, notes = place_target(final, space, head, settings, name=name, roi=roi_obj,
                                  roi_id=roi, roi_label=region.label)  # fmt: skip

@@ -14,6 +14,7 @@ from tmsplan.pipeline.choose import (
     connectivity_choice,
     depth_function,
     finalise_target,
+    grey_matter_target,
     roi_on_map,
     threshold_for,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "connectivity_choice",
     "depth_function",
     "finalise_target",
+    "grey_matter_target",
     "head_directions",
     "head_for",
     "image_entry",

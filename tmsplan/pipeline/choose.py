@@ -372,6 +372,9 @@ class CarriedTarget:
         Brain mask in the head's frame (None in a T1 without a transform).
     roi_head_img : nibabel.Nifti1Image or None
         The ROI on the head's grid (checks and pictures).
+    tissue : dict or None
+        The tissue at the target and any move into grey matter
+        (:func:`grey_matter_target`; None when not estimated).
     """
 
     target: Points
@@ -380,6 +383,7 @@ class CarriedTarget:
     given_move_mm: float | None = None
     brain_img: nib.Nifti1Image | None = None
     roi_head_img: nib.Nifti1Image | None = None
+    tissue: dict | None = None
 
 
 def carry_target(target: Points, space: HeadSpace) -> tuple[CarriedTarget, list[str]]:
@@ -527,3 +531,67 @@ def finalise_target(
         brain_img = None
     final = CarriedTarget(target, target_mni, snap_mm, given_move_mm, brain_img, roi_head_img)
     return final, warnings
+
+
+def grey_matter_target(
+    final: CarriedTarget, space: HeadSpace, head, *, snap: bool = True
+) -> tuple[CarriedTarget, list[str]]:
+    """Estimate the tissue at a target carried into a T1 and move it to grey matter.
+
+    A target carried by a transform can land in white matter or CSF a few mm
+    under the cortex. The patient's tissue is estimated in the carried brain
+    mask (:func:`tmsplan.cortex.estimate_tissue`); a target in white matter or
+    CSF moves to the nearest grey matter toward the scalp (``snap=False``
+    keeps it and records the tissue). Plans on the embedded MNI head and T1
+    plans without a transform are returned unchanged.
+
+    Parameters
+    ----------
+    final : CarriedTarget
+        From :func:`finalise_target`.
+    space : HeadSpace
+    head : tmsplan.headcache.Head
+        The head (its scalp sets "toward the scalp").
+    snap : bool
+        Move a white-matter/CSF target into grey matter.
+
+    Returns
+    -------
+    CarriedTarget
+        With ``tissue`` filled in (and the moved point).
+    warnings : list of str
+    """
+    from dataclasses import replace
+
+    from tmsplan.cortex import cortical_target, estimate_tissue
+    from tmsplan.errors import ImageError
+
+    if not space.carried or final.brain_img is None:
+        return final, []
+    warnings: list[str] = []
+    try:
+        tissue_map = estimate_tissue(space.t1_img, final.brain_img)
+    except ImageError as exc:
+        return replace(final, tissue={"at_target": None, "error": str(exc)}), [
+            f"the tissue at the target could not be estimated ({exc}); the target was not "
+            "checked for grey matter."
+        ]
+    xyz = final.target.xyz[0]
+    scalp_point, _, _ = head.proximity.nearest(xyz, skin_only=True)
+    result = cortical_target(tissue_map, xyz, scalp_point, snap=snap)
+    target, target_mni = final.target, final.target_mni
+    if result.moved_mm > 0:
+        target = Points(result.xyz, SUBJECT_FRAME)
+        target_mni = space.mni_to_subject.inverse_points(target).xyz[0]
+        warnings.append(
+            f"the target carried into the T1 lay in {result.tissue_given}; it was moved "
+            f"{result.moved_mm:.1f} mm to the nearest grey matter toward the scalp "
+            "(snap_to_grey_matter=False keeps it as carried)."
+        )
+    elif result.tissue != "grey matter":
+        warnings.append(
+            f"the target carried into the T1 lies in {result.tissue} "
+            f"({'kept as carried' if not snap else result.how})."
+        )
+    return replace(final, target=target, target_mni=target_mni,
+                   tissue=result.describe(tissue_map)), warnings  # fmt: skip

@@ -264,6 +264,8 @@ def place_target(
     checks = {"snap_distance_mm": round(final.snap_mm, 3), "entry_check": entry_check.describe()}
     if final.given_move_mm is not None:
         checks["given_target_moved_mm"] = round(final.given_move_mm, 3)
+    if final.tissue is not None:
+        checks["tissue"] = final.tissue
     target = Target.from_placement(name, placement, target_mni, checks=checks)
     return Placed(target, placement, directions, deep_verdict), warnings
 
