@@ -3,6 +3,7 @@
 pyvista/VTK are imported only when a picture is made, offscreen through EGL.
 """
 
+from tmsplan.render.camera import VIEWS, project_to_screen, set_view
 from tmsplan.render.checks import scene_geometry
 from tmsplan.render.group import group_plotter, render_group
 from tmsplan.render.html import scene_html
@@ -16,14 +17,11 @@ from tmsplan.render.report import (
     write_report,
 )
 from tmsplan.render.scene import (
-    VIEWS,
     NoDisplayError,
     display_available,
     plan_plotter,
-    project_to_screen,
     render_view_images,
     render_views,
-    set_view,
     view,
 )
 from tmsplan.render.slices import render_slices, slices_png

@@ -11,8 +11,9 @@ import numpy as np
 
 from tmsplan.outputs import check_writable, write_bytes
 from tmsplan.render._vtk import png_bytes, pyvista
-from tmsplan.render.meshes import _decimated
-from tmsplan.render.scene import _BACKGROUND, COLORS, _screenshot, set_view
+from tmsplan.render.camera import set_view
+from tmsplan.render.meshes import COLORS, _decimated
+from tmsplan.render.scene import _BACKGROUND, _screenshot
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyvista as pv

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tmsplan.render._vtk import pyvista
-from tmsplan.render.scene import plan_plotter, set_view
+from tmsplan.render.camera import set_view
+from tmsplan.render.scene import plan_plotter
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyvista as pv

@@ -18,7 +18,22 @@ from tmsplan.render._vtk import pyvista
 if TYPE_CHECKING:  # pragma: no cover
     import pyvista as pv
 
-__all__ = ["as_polydata", "coil_meshes", "isosurface_from_img"]
+__all__ = ["COLORS", "as_polydata", "coil_meshes", "isosurface_from_img"]
+
+COLORS = {
+    "scalp": (0.93, 0.78, 0.64),
+    "brain": (0.72, 0.72, 0.76),
+    "activation": (1.0, 0.45, 0.05),
+    "roi": (0.0, 0.72, 0.85),
+    "target": (0.0, 1.0, 0.0),
+    "unreachable": (1.0, 0.0, 0.0),
+    "entry": (1.0, 0.0, 1.0),
+    "depth line": (0.0, 0.0, 0.0),
+    "coil": (0.15, 0.3, 0.85),
+    "handle": (0.05, 0.12, 0.45),
+    "landmark": (0.08, 0.08, 0.08),  # not the legend background (0.35 grey): readable
+}
+"""RGB (0-1) colour of each layer; the target is pure green so tests can find it."""
 
 COIL_WING_RADIUS_MM = 37.5
 """Outer radius of each wing of the drawn figure-8 coil (a 75 mm-wing coil)."""
