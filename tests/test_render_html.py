@@ -150,6 +150,23 @@ def test_scene_html_holds_the_plan_geometry_colours_and_camera(render_scalp, ren
     assert eye[1] > 0 and eye[2] > 0
 
 
+def test_each_export_holds_the_whole_scene(render_scalp, render_record):
+    # the serialisers remember what they sent per object; a page must get everything
+    plotter = scene.plan_plotter(render_record, render_scalp, max_faces=2000, labels=False)
+    try:
+        first, second = (html._scene_archive(plotter) for _ in range(2))
+    finally:
+        plotter.close()
+
+    def index(archive):
+        with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+            return json.loads(zipped.read("index.json"))
+
+    assert index(first) == index(second)
+    for prop in _instances(index(second)["scene"], "Property"):
+        assert {"color", "opacity", "representation"} <= set(prop["properties"])
+
+
 def test_old_import_paths_still_work():
     from tmsplan.render import group
     from tmsplan.render.scene import INERT_URL, inert_urls, render_group, scene_html

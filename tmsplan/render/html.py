@@ -103,6 +103,9 @@ def _scene_archive(plotter: pv.Plotter) -> bytes:
 
     initialize_serializers()
     context = SynchronizationContext()
+    # every property in full: without this trame-vtk sends only what changed since the
+    # last serialisation of an object (by address), which a standalone page never saw
+    context.set_ignore_last_dependencies(True)
     window = plotter.render_window
     camera = plotter.renderer.GetActiveCamera()
     state = serialize(None, window, reference_id(window), context, 1)
