@@ -99,7 +99,7 @@ EARLY = [
 ]
 LATE = [
     ("pictures", 0.0, 0.8),  # inside VTK rendering of the 3D views
-    ("scene", 0.0, 0.6),  # inside the interactive-scene export (trame, asyncio)
+    ("scene", 0.0, 0.6),  # inside the interactive-scene export (vtk.js serialisation)
     ("commit", 30.0, 0.0),  # complete, just before it is moved into place
 ]
 

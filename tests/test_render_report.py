@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import _sphere_mesh, _synthetic_record
 from PIL import Image
-from test_render_scene import JUSTIFIED_URLS
+from test_render_html import JUSTIFIED_URLS
 
 from tmsplan.errors import OutputExistsError, RecordError, TmsplanWarning
 from tmsplan.images import file_sha256
@@ -209,6 +209,7 @@ def test_write_report_makes_resource_urls_of_the_scene_inert(tmp_path):
 def test_make_report_writes_nothing_when_a_part_fails(
     tmp_path, monkeypatch, render_images, failing
 ):
+    from tmsplan.render import html as render_html
     from tmsplan.render import scene, slices
 
     def boom(*args, **kwargs):
@@ -217,7 +218,7 @@ def test_make_report_writes_nothing_when_a_part_fails(
     image = np.zeros((20, 30, 3), np.uint8)
     image[:, :10] = 255
     monkeypatch.setattr(scene, "render_view_images", lambda *a, **k: {"left": image})
-    monkeypatch.setattr(scene if failing == "scene_html" else slices, failing, boom)
+    monkeypatch.setattr(render_html if failing == "scene_html" else slices, failing, boom)
     t1 = render_images[0]
     with pytest.raises(RuntimeError, match=f"{failing} failed"):
         report.make_report(_synthetic_record(), tmp_path / "out", _sphere_mesh(90.0, 2), t1_img=t1)
@@ -227,12 +228,13 @@ def test_make_report_writes_nothing_when_a_part_fails(
 def test_make_report_removes_its_pictures_when_the_report_cannot_be_written(
     tmp_path, monkeypatch, render_images
 ):
+    from tmsplan.render import html as render_html
     from tmsplan.render import scene
 
     image = np.zeros((20, 30, 3), np.uint8)
     image[:, :10] = 255
     monkeypatch.setattr(scene, "render_view_images", lambda *a, **k: {"left": image})
-    monkeypatch.setattr(scene, "scene_html", lambda *a, **k: FAKE_SCENE)
+    monkeypatch.setattr(render_html, "scene_html", lambda *a, **k: FAKE_SCENE)
     out = tmp_path / "out"
     (out / report.REPORT_FILENAME).mkdir(parents=True)  # in the way (found when written)
     (out / report.REPORT_FILENAME / "keep").write_text("x")

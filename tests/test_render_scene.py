@@ -1,15 +1,10 @@
-import contextlib
-import os
-import re
-from pathlib import Path
-
 import nibabel as nib
 import numpy as np
 import pytest
 from conftest import SCALP_RADIUS_MM, _sphere_mesh, _synthetic_record
 
 from tmsplan.errors import ImageError, OutputExistsError, TmsplanError
-from tmsplan.render import scene
+from tmsplan.render import checks, group, meshes, scene
 from tmsplan.render._vtk import is_blank, read_png
 
 SIZE = (400, 400)
@@ -42,13 +37,13 @@ def _sorted_points(poly):
 
 
 def test_isosurface_is_the_same_world_surface_for_ras_las_lps():
-    ras = scene.isosurface_from_img(_blob_img("RAS"), 0.5)
+    ras = meshes.isosurface_from_img(_blob_img("RAS"), 0.5)
     centroid = np.asarray(ras.points).mean(axis=0)
     # the big blob (left, x = -15) dominates; the small right blob is also above 0.5
     assert ras.n_cells > 100
     assert centroid[0] < 0
     for kind in ("LAS", "LPS"):
-        other = scene.isosurface_from_img(_blob_img(kind), 0.5)
+        other = meshes.isosurface_from_img(_blob_img(kind), 0.5)
         assert other.n_points == ras.n_points
         np.testing.assert_allclose(_sorted_points(other), _sorted_points(ras), atol=1e-4)
         # normals stay outward whatever the storage order: the volume is positive
@@ -62,14 +57,14 @@ def test_isosurface_bounds_match_analytic_sphere():
     affine[:3, 3] = -20.0
     xyz = np.indices(shape).reshape(3, -1).T - 20.0
     data = (np.linalg.norm(xyz - [-5.0, 0.0, 0.0], axis=1) - 10.0).reshape(shape) * -1
-    surface = scene.isosurface_from_img(nib.Nifti1Image(data, affine), 0.0)
+    surface = meshes.isosurface_from_img(nib.Nifti1Image(data, affine), 0.0)
     radius = np.linalg.norm(np.asarray(surface.points) - [-5.0, 0.0, 0.0], axis=1)
     np.testing.assert_allclose(radius, 10.0, atol=0.05)
 
 
 def test_isosurface_without_voxels_above_level_is_a_clear_error():
     with pytest.raises(ImageError, match="no voxel reaches 5"):
-        scene.isosurface_from_img(_blob_img(), 5.0, name="--activation")
+        meshes.isosurface_from_img(_blob_img(), 5.0, name="--activation")
 
 
 def _random_pose(rng):
@@ -84,25 +79,25 @@ def _random_pose(rng):
 
 def test_coil_body_lies_outside_along_minus_z_and_handle_along_y():
     pose = _random_pose(np.random.default_rng(0))
-    meshes = scene.coil_meshes(pose)
-    local_body = (np.asarray(meshes["body"].points) - pose[:3, 3]) @ pose[:3, :3]
+    coil = meshes.coil_meshes(pose)
+    local_body = (np.asarray(coil["body"].points) - pose[:3, 3]) @ pose[:3, :3]
     # body: z in [-thickness, 0] (outside the head), wings side by side along x
-    assert local_body[:, 2].min() == pytest.approx(-scene.COIL_THICKNESS_MM, abs=1e-4)
+    assert local_body[:, 2].min() == pytest.approx(-meshes.COIL_THICKNESS_MM, abs=1e-4)
     assert local_body[:, 2].max() == pytest.approx(0.0, abs=1e-4)
-    r = scene.COIL_WING_RADIUS_MM
+    r = meshes.COIL_WING_RADIUS_MM
     assert local_body[:, 0].min() == pytest.approx(-2 * r, abs=0.1)
     assert local_body[:, 0].max() == pytest.approx(2 * r, abs=0.1)
     assert np.abs(local_body[:, 1]).max() == pytest.approx(r, abs=0.1)
-    local_handle = (np.asarray(meshes["handle"].points) - pose[:3, 3]) @ pose[:3, :3]
+    local_handle = (np.asarray(coil["handle"].points) - pose[:3, 3]) @ pose[:3, :3]
     assert local_handle[:, 1].min() > 0  # the handle leaves the body along +y only
     assert local_handle[:, 1].max() == pytest.approx(
-        0.5 * scene.COIL_INNER_RADIUS_MM + scene.HANDLE_LENGTH_MM, abs=1e-4
+        0.5 * meshes.COIL_INNER_RADIUS_MM + meshes.HANDLE_LENGTH_MM, abs=1e-4
     )
     np.testing.assert_allclose(local_handle[:, 0].mean(), 0.0, atol=1e-4)
 
 
 def test_scene_geometry_of_the_synthetic_plan(render_scalp, render_record):
-    (info,) = scene.scene_geometry(render_record, render_scalp)
+    (info,) = checks.scene_geometry(render_record, render_scalp)
     assert info["entry_to_scalp_mm"] < 0.5
     assert info["coil_z_dot_outward"] < -0.999  # coil z points straight into the head
     matrix = np.asarray(render_record["targets"][0]["coil_matrix"])
@@ -118,7 +113,7 @@ def test_scene_geometry_flags_a_coil_pointing_out_of_the_head(render_scalp):
     matrix = np.asarray(record["targets"][0]["coil_matrix"])
     flipped = matrix @ np.diag([-1.0, 1.0, -1.0, 1.0])  # 180 deg about y: z now points out
     record["targets"][0]["coil_matrix"] = flipped.tolist()
-    (info,) = scene.scene_geometry(record, render_scalp)
+    (info,) = checks.scene_geometry(record, render_scalp)
     assert info["coil_z_dot_outward"] > 0.999
     assert info["coil_clearance_mm"] < -2.0
     assert any("does not point into the head" in p for p in info["problems"])
@@ -130,7 +125,7 @@ def test_scene_geometry_flags_an_entry_off_the_scalp(render_scalp):
     record["targets"][0]["scalp_mm"] = (
         np.asarray(record["targets"][0]["scalp_mm"]) * 1.05
     ).tolist()
-    (info,) = scene.scene_geometry(record, render_scalp)
+    (info,) = checks.scene_geometry(record, render_scalp)
     assert info["entry_to_scalp_mm"] == pytest.approx(0.05 * SCALP_RADIUS_MM, abs=0.1)
     assert any("off the scalp" in p for p in info["problems"])
 
@@ -209,84 +204,12 @@ def test_render_views_writes_pngs_and_refuses_to_overwrite(tmp_path, render_scal
 
 def test_group_picture(tmp_path, render_scalp):
     points = np.array([[-40.0, 30.0, 50.0], [42.0, 28.0, 48.0], [-35.0, 40.0, 45.0]])
-    out = scene.render_group(
+    out = group.render_group(
         points, ["sub-01", "sub-02", "sub-03"], render_scalp, tmp_path / "g.png", window_size=SIZE
     )
     assert not is_blank(read_png(out.read_bytes()))
     with pytest.raises(ValueError, match="2 labels for 3 points"):
-        scene.group_plotter(points, ["a", "b"], render_scalp)
-
-
-# http(s) text left in the exported vtk.js scene, none of which is loaded:
-JUSTIFIED_URLS = {
-    # VTK licence notice in the comments of vtk.js's GLSL shader sources
-    "http://www.kitware.com/Copyright.htm",
-    # citation in a GLSL comment of the volume shader
-    "https://karthikkaranth.me/blog/generating-random-points-in-a-sphere/"
-    "#better-choice-of-spherical-coordinates",
-    # text of a vtk.js error message (rendering profile not loaded)
-    "https://kitware.github.io/vtk-js/docs/concepts_profile.html",
-    # base for parsing a path: new URL(path, "http://any").pathname; nothing is fetched
-    "http://any",
-}
-
-
-def _urls(text):
-    return set(re.findall(r"https?://[^\s\"'`<>&)]*", text))
-
-
-def _listening_sockets():
-    """TCP sockets of this process in the LISTEN state, as (table, local address)."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            link = os.readlink(f"/proc/self/fd/{fd}")
-            if link.startswith("socket:["):
-                inodes.add(link[len("socket:[") : -1])
-    found = []
-    for table in ("tcp", "tcp6"):
-        path = Path("/proc/net") / table
-        if not path.exists():
-            continue
-        for line in path.read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                found.append((table, fields[1]))
-    return found
-
-
-@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net/tcp")
-def test_scene_html_is_self_contained(render_scalp, render_record):
-    text = scene.scene_html(render_record, render_scalp, max_faces=2000)
-    assert text.lstrip().lower().startswith("<!doctype html>")
-    assert "<script src=" not in text.replace(" ", "").lower()
-    assert "vtk" in text.lower()
-    # vtk.js's favicon links (kitware.github.io) are made inert; the rest is text
-    assert "favicon" not in text
-    assert 'setAttribute("href",`data:,`)' in text
-    assert _urls(text) <= JUSTIFIED_URLS
-    # the trame server pyvista's exporter started is stopped again
-    assert _listening_sockets() == []
-
-
-def test_inert_urls_replaces_what_a_page_would_load():
-    page = (
-        '<link rel="icon" href="https://example.org/i.png"><img src=http://example.org/a.png>'
-        "<style>body{background:url('https://example.org/b.png')}</style>"
-        "<style>p{background:url(https://example.org/c.png)}</style><script>"
-        'e.setAttribute("href",`https://example.org/fav-${t}.png`);var u="http://x.org/";'
-        'var p=new URL(t,"http://any").pathname;var s="//VTK::Camera::Dec";'
-        "// see https://example.org/docs for details</script>"
-    )
-    out = scene.inert_urls(page)
-    assert out == (
-        '<link rel="icon" href="data:,"><img src=data:,>'
-        "<style>body{background:url('data:,')}</style>"
-        "<style>p{background:url(data:,)}</style><script>"
-        'e.setAttribute("href",`data:,`);var u="data:,";'
-        'var p=new URL(t,"http://any").pathname;var s="//VTK::Camera::Dec";'
-        "// see https://example.org/docs for details</script>"
-    )
+        group.group_plotter(points, ["a", "b"], render_scalp)
 
 
 def test_view_without_a_display_says_to_use_the_report(monkeypatch, render_scalp, render_record):

@@ -1,10 +1,13 @@
 """Pictures and the HTML report of a plan (the only package that uses pyvista).
 
-Importing this package is cheap: pyvista, VTK, nilearn plotting and matplotlib
-are imported only when a picture is made, offscreen through EGL
-(``VTK_DEFAULT_OPENGL_WINDOW`` defaults to ``vtkEGLRenderWindow``).
+pyvista/VTK are imported only when a picture is made, offscreen through EGL.
 """
 
+from tmsplan.render.camera import VIEWS, project_to_screen, set_view
+from tmsplan.render.checks import scene_geometry
+from tmsplan.render.group import group_plotter, render_group
+from tmsplan.render.html import scene_html
+from tmsplan.render.meshes import coil_meshes, isosurface_from_img
 from tmsplan.render.report import (
     MAX_REPORT_BYTES,
     REPORT_FILENAME,
@@ -14,20 +17,11 @@ from tmsplan.render.report import (
     write_report,
 )
 from tmsplan.render.scene import (
-    VIEWS,
     NoDisplayError,
-    coil_meshes,
     display_available,
-    group_plotter,
-    isosurface_from_img,
     plan_plotter,
-    project_to_screen,
-    render_group,
     render_view_images,
     render_views,
-    scene_geometry,
-    scene_html,
-    set_view,
     view,
 )
 from tmsplan.render.slices import render_slices, slices_png

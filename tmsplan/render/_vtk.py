@@ -1,9 +1,6 @@
 """Lazy, headless-safe access to pyvista for the rendering layer.
 
-pyvista (and VTK) are imported only when a picture is made, never when
-:mod:`tmsplan.render` is imported. Before the first import the VTK window class
-defaults to ``vtkEGLRenderWindow``, which renders offscreen through EGL with the
-Mesa software renderer and needs no X server.
+pyvista/VTK are imported on first use, offscreen through EGL (Mesa, no X server).
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""The plan report: one self-contained ``report.html`` for the reviewing clinician.
+"""The plan report: one self-contained, offline ``report.html`` for the reviewing clinician.
 
-The file opens from ``file://`` on an offline PC with nothing installed: every
-picture is inlined as a base64 ``data:`` URI and the interactive 3D view
-(vtk.js, inlined by pyvista's exporter) sits in an ``<iframe srcdoc>``. There
-is no external URL to load. The report shows every number the pictures are
-drawn from, every warning (red banner), unreachable targets in red and a short
-reviewer checklist.
+Pictures inlined as ``data:`` URIs, the vtk.js 3D view in an ``<iframe srcdoc>``; no URL to load.
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ from tmsplan.images import ImageLike, check_img, file_sha256
 from tmsplan.outputs import check_writable, write_bytes
 from tmsplan.record import check_record, target_pose
 from tmsplan.render._vtk import png_bytes, read_png
-from tmsplan.render.scene import inert_urls
+from tmsplan.render.html import inert_urls
 
 __all__ = [
     "REPORT_FILENAME",
@@ -567,13 +562,13 @@ def write_report(
         to keep the report within :data:`MAX_REPORT_BYTES`.
     scene_html : str or None
         A self-contained HTML document with the interactive 3D view (see
-        :func:`tmsplan.render.scene.scene_html`), embedded in an iframe; URLs
-        it would load are made inert (:func:`tmsplan.render.scene.inert_urls`).
+        :func:`tmsplan.render.html.scene_html`), embedded in an iframe; URLs
+        it would load are made inert (:func:`tmsplan.render.html.inert_urls`).
     warnings : sequence of str
         Warnings found while making the report (e.g. from
         :func:`check_record_t1`), shown with the record's own warnings.
     geometry : list of dict, optional
-        :func:`tmsplan.render.scene.scene_geometry` output, shown as checks.
+        :func:`tmsplan.render.checks.scene_geometry` output, shown as checks.
     overwrite : bool, keyword-only
 
     Returns
@@ -686,13 +681,10 @@ def make_report(
     TmsplanWarning
         The report exceeds :data:`MAX_REPORT_BYTES` even with the smallest pictures.
     """
-    from tmsplan.render.scene import (
-        _decimated,
-        isosurface_from_img,
-        render_view_images,
-        scene_geometry,
-    )
-    from tmsplan.render.scene import scene_html as make_scene_html
+    from tmsplan.render.checks import scene_geometry
+    from tmsplan.render.html import scene_html as make_scene_html
+    from tmsplan.render.meshes import _decimated, isosurface_from_img
+    from tmsplan.render.scene import render_view_images
     from tmsplan.render.slices import slices_png
 
     record = check_record(dict(record), source="record")

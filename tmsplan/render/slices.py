@@ -1,9 +1,6 @@
-"""Orthogonal T1 slices through the target (nilearn, drawn on a matplotlib Agg canvas).
+"""Orthogonal T1 slices through the target (nilearn, on a matplotlib Agg canvas).
 
-The slices are cut at the target with a crosshair; the activation map is
-overlaid above its threshold, the ROI is outlined, and the target is marked in
-green. nilearn draws the patient's left on the picture's left ("L" / "R" are
-written on the axial and coronal panels).
+Activation above its threshold, the ROI outlined, the target green; patient's left on the left.
 """
 
 from __future__ import annotations
