@@ -13,6 +13,7 @@ import trimesh
 from nibabel.affines import apply_affine
 
 from tmsplan.errors import HeadSurfaceError
+from tmsplan.headfit import MIN_HEAD_VOLUME_L
 from tmsplan.images import ImageLike, check_img
 from tmsplan.meshing import EPS as _EPS
 from tmsplan.meshing import (
@@ -32,7 +33,6 @@ _CAVITY_CLOSE_MM = 6.0  # closing radius that seals ear canals, nostrils
 _LOW_FRACTION = 0.5  # topology threshold: background + this x (Otsu - background)
 _SKIN_DEPTH_MM = 3.0  # depth below the head mask that may be outside the skin
 _MIN_HEAD_L = 0.2  # below this: no head found
-_BRAIN_SIZED_L = 2.2  # below this: brain-sized
 _ZERO_BACKGROUND = 0.8  # fraction of exactly-minimum voxels outside the head
 _CUT_MIN_MM2 = 500.0  # padding cut: at least this contact area
 _CUT_SPREAD_MM = 12.0  # ... at least this in-plane spread (SD) in both directions
@@ -358,7 +358,7 @@ def _work_to_index(factors: tuple[int, int, int]) -> np.ndarray:
 
 
 def _check_not_stripped(volume_l: float, zero_outside: float, name: str, notes: list[str]) -> None:
-    if volume_l >= _BRAIN_SIZED_L:
+    if volume_l >= MIN_HEAD_VOLUME_L:  # below: brain-sized (as the fit check)
         return
     if zero_outside >= _ZERO_BACKGROUND:
         raise HeadSurfaceError(

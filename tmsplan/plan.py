@@ -61,7 +61,13 @@ from tmsplan.projection import (
     CoilPlacement,
     place_coil,
 )
-from tmsplan.record import RECORD_FILENAME, SCHEMA_VERSION, t1_description, write_record
+from tmsplan.record import (
+    DISCLAIMER,
+    RECORD_FILENAME,
+    SCHEMA_VERSION,
+    t1_description,
+    write_record,
+)
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
 
 __all__ = [
@@ -70,12 +76,6 @@ __all__ = [
     "write_plan",
     "DISCLAIMER",
 ]
-
-DISCLAIMER = (
-    "tmsplan is a research planning aid: geometry (where, how deep, which way), not an "
-    "E-field model. A clinician must review every target before use."
-)
-
 
 @dataclass(frozen=True)
 class Plan:

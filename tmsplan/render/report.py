@@ -27,7 +27,7 @@ from tmsplan import __version__, interrupts
 from tmsplan.errors import RecordError, TmsplanWarning
 from tmsplan.images import ImageLike, check_img, file_sha256
 from tmsplan.outputs import check_writable, write_bytes
-from tmsplan.record import check_record, target_pose
+from tmsplan.record import DISCLAIMER, check_record, target_pose
 from tmsplan.render._vtk import png_bytes, read_png
 from tmsplan.render.scene import inert_urls
 
@@ -44,10 +44,6 @@ __all__ = [
 REPORT_FILENAME = "report.html"
 MAX_REPORT_BYTES = 3_000_000
 """Size budget of one plan's report (pictures are re-encoded smaller to fit)."""
-DISCLAIMER = (
-    "Research planning aid, not an E-field model: geometry only (where, how deep, which "
-    "way). A clinician reviews every target before use."
-)
 PICTURE_DIRNAME = "pictures"
 _SCENE_BUDGET = 1_800_000  # characters of the interactive view's HTML
 _VIEW_CAPTIONS = {
