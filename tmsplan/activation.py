@@ -66,7 +66,9 @@ DEFAULT_ALPHA = {"fpr": 0.001, "fdr": 0.05, "bonferroni": 0.05}
 Sign = Literal["positive", "negative", "absolute"]
 Rule = Literal["peak", "cog"]
 
-_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
+# 26-connectivity, as SPM and FSL cluster; scipy labelling kept on purpose: nilearn's
+# get_clusters_table returns a peak table, not the label image the ROI and target rules need
+_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.affines import apply_affine
 
 from tmsplan.bundled import atlas_dir
 from tmsplan.errors import RoiError, SpaceError
@@ -453,7 +454,7 @@ def sphere_mask_img(
         axes = [np.arange(a, b + 1) for a, b in zip(lo, hi, strict=True)]
         grids = np.meshgrid(*axes, indexing="ij")
         ijk = np.stack([g.ravel() for g in grids], axis=1)
-        xyz = ijk @ affine[:3, :3].T + affine[:3, 3]
+        xyz = apply_affine(affine, ijk)
         inside = np.linalg.norm(xyz - centre, axis=1) <= radius + _SURFACE_TOL_MM
         sel = ijk[inside]
         data[sel[:, 0], sel[:, 1], sel[:, 2]] = 1
@@ -488,7 +489,7 @@ def _fov_bounds(affine: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray,
         [[i, j, k] for i in (0, last[0]) for j in (0, last[1]) for k in (0, last[2])],
         dtype=np.float64,
     )
-    world = corners @ affine[:3, :3].T + affine[:3, 3]
+    world = apply_affine(affine, corners)
     return world.min(axis=0), world.max(axis=0)
 
 

@@ -14,7 +14,7 @@ from nibabel.affines import apply_affine
 
 from tmsplan.errors import HeadSurfaceError
 from tmsplan.headfit import MIN_HEAD_VOLUME_L
-from tmsplan.images import ImageLike, check_img
+from tmsplan.images import ImageLike, block_reduce, check_img
 from tmsplan.meshing import EPS as _EPS
 from tmsplan.meshing import (
     StageClock,
@@ -122,31 +122,6 @@ def _working_factors(zooms: np.ndarray, working_mm: float | None) -> tuple[int, 
     if working_mm is None:
         return (1, 1, 1)
     return tuple(max(1, int(np.floor(working_mm / z + 0.25))) for z in zooms)  # type: ignore[return-value]
-
-
-def _block_mean(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
-    """Average ``factors``-sized blocks (edge-padded to a multiple), float32."""
-    if factors == (1, 1, 1):
-        return np.asarray(data, dtype=np.float32)
-    pads = [(0, (-n) % f) for n, f in zip(data.shape, factors, strict=True)]
-    if any(p[1] for p in pads):
-        data = np.pad(data, pads, mode="edge")
-    s, f = data.shape, factors
-    blocks = data.reshape(s[0] // f[0], f[0], s[1] // f[1], f[1], s[2] // f[2], f[2])
-    return blocks.mean(axis=(1, 3, 5), dtype=np.float32)
-
-
-def _block_all(mask: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
-    """True where a whole ``factors``-sized block is True (edge-padded to a multiple)."""
-    if factors == (1, 1, 1):
-        return np.asarray(mask, dtype=bool)
-    pads = [(0, (-n) % f) for n, f in zip(mask.shape, factors, strict=True)]
-    if any(p[1] for p in pads):
-        mask = np.pad(mask, pads, mode="edge")
-    s, f = mask.shape, factors
-    return mask.reshape(s[0] // f[0], f[0], s[1] // f[1], f[1], s[2] // f[2], f[2]).all(
-        axis=(1, 3, 5)
-    )
 
 
 def _face_index(axis: int, side: int, ndim: int = 3) -> tuple:
@@ -378,7 +353,7 @@ def _detect_defacing(
 ) -> bool:
     """Best-effort defacing rule (see docs/head.md)."""
     ijk = np.argwhere(mask)
-    xyz = ijk @ work_affine[:3, :3].T + work_affine[:3, 3]
+    xyz = apply_affine(work_affine, ijk)
     z_top = float(xyz[:, 2].max())
     midline = np.abs(xyz[:, 0] - float(np.median(xyz[:, 0]))) < _DEFACE_MIDLINE_MM
     z, y = xyz[midline, 2], xyz[midline, 1]
@@ -492,11 +467,11 @@ def _head_model(
     spacing = _zooms(work_affine)
     voxel_l = float(np.prod(spacing)) / 1e6
 
-    work = _block_mean(data, factors)
-    minimum = _block_all(data == data.min(), factors)
+    work = block_reduce(data, factors, func=np.mean, dtype=np.float32)
+    minimum = block_reduce(data == data.min(), factors, func=np.all)
     constant = minimum.copy()
     for value in _constant_values(data)[1:]:
-        constant |= _block_all(data == value, factors)
+        constant |= block_reduce(data == value, factors, func=np.all)
     blurred = ndimage.gaussian_filter(work, np.maximum(_BLUR_MM / spacing, 0.5), mode="nearest")
     low, high = np.percentile(blurred, [0.1, 99.9])
     if not high > low:
@@ -560,7 +535,7 @@ def _head_model(
             for k in (-0.5, shape[2] - 0.5)
         ]
     )
-    fov_min_z = float((corners @ affine[:3, :3].T + affine[:3, 3])[:, 2].min())
+    fov_min_z = float((apply_affine(affine, corners))[:, 2].min())
     defaced = _detect_defacing(filled, work_affine, fov_min_z, notes)
     if defaced:
         notes.append(
@@ -664,7 +639,7 @@ def _outermost_crossing(
     for start in range(0, len(vertices), 20000):
         v, n = vertices[start : start + 20000], normals[start : start + 20000]
         samples = v[:, None, :] + offsets[None, :, None] * n[:, None, :]
-        index = samples @ world_to_work[:3, :3].T + world_to_work[:3, 3]
+        index = apply_affine(world_to_work, samples)
         values = ndimage.map_coordinates(
             skin, index.reshape(-1, 3).T, order=1, mode="nearest"
         ).reshape(len(v), len(offsets))
@@ -840,7 +815,7 @@ def _scalp_surface(
 
         spacing = _zooms(model.affine @ work_to_index)
         distance = ndimage.distance_transform_edt(~model.cut, sampling=spacing)
-        work_index = np.linalg.solve(work_to_index, np.c_[index, np.ones(len(index))].T)[:3]
+        work_index = apply_affine(np.linalg.inv(work_to_index), index).T
         near = ndimage.map_coordinates(distance, work_index, order=1, mode="nearest")
         fov |= near <= 0.5 * float(spacing.max()) + _FOV_TOL_VOX * float(_zooms(model.affine).max())
     notes = list(model.notes)

@@ -18,7 +18,7 @@ import nibabel as nib
 import numpy as np
 
 from tmsplan.errors import RegistrationError
-from tmsplan.images import ImageLike, check_img, voxel_to_world, world_to_voxel
+from tmsplan.images import ImageLike, block_reduce, check_img, voxel_to_world, world_to_voxel
 from tmsplan.warps import map_steps
 
 if TYPE_CHECKING:
@@ -124,9 +124,7 @@ def downsample(img: nib.Nifti1Image, voxel_mm: float) -> tuple[np.ndarray, np.nd
     cropped = data[
         : new_shape[0] * factors[0], : new_shape[1] * factors[1], : new_shape[2] * factors[2]
     ]
-    blocks = cropped.reshape(
-        new_shape[0], factors[0], new_shape[1], factors[1], new_shape[2], factors[2]
-    ).mean(axis=(1, 3, 5))
+    blocks = block_reduce(cropped, factors, func=np.mean)
     scale = np.diag([*factors.astype(float), 1.0])
     scale[:3, 3] = (factors - 1) / 2.0
     return blocks, img.affine @ scale

@@ -77,6 +77,7 @@ __all__ = [
     "DISCLAIMER",
 ]
 
+
 @dataclass(frozen=True)
 class Plan:
     """A computed plan and the data it was computed from (nothing written yet).

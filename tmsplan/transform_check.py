@@ -77,6 +77,7 @@ from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
+from nibabel.affines import apply_affine
 
 from tmsplan.errors import RegistrationError, TmsplanError
 from tmsplan.headfit import (
@@ -146,6 +147,9 @@ _SAME_READING_MM = 2.0
 def normalized_mutual_information(a: np.ndarray, b: np.ndarray, bins: int = 32) -> float:
     """Normalised mutual information ``(H(a) + H(b)) / H(a, b)`` of paired samples.
 
+    :func:`skimage.metrics.normalized_mutual_information`, with tmsplan's answer
+    for samples too small or flat to measure.
+
     Parameters
     ----------
     a, b : (n,) float
@@ -165,18 +169,13 @@ def normalized_mutual_information(a: np.ndarray, b: np.ndarray, bins: int = 32) 
     >>> round(normalized_mutual_information(x, 2 * x), 2)
     2.0
     """
+    from skimage.metrics import normalized_mutual_information as skimage_nmi
+
     a = np.asarray(a, dtype=np.float64).reshape(-1)
     b = np.asarray(b, dtype=np.float64).reshape(-1)
     if a.size < 10 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return 1.0
-    joint, _, _ = np.histogram2d(a, b, bins=bins)
-    joint = joint / joint.sum()
-
-    def entropy(p: np.ndarray) -> float:
-        p = p[p > 0]
-        return float(-(p * np.log(p)).sum())
-
-    return (entropy(joint.sum(axis=1)) + entropy(joint.sum(axis=0))) / entropy(joint)
+    return float(skimage_nmi(a, b, bins=bins))
 
 
 @lru_cache(maxsize=2)
@@ -479,11 +478,7 @@ def choose_matrix_kind(
         probe = np.array([[-38.0, 44.0, 26.0], [-37.0, -21.0, 58.0], [-24.0, 64.0, 0.0]])
         a = readings["fsl"][0].matrix
         b = readings["affine"][0].matrix
-        gap = float(
-            np.linalg.norm(
-                (probe @ a[:3, :3].T + a[:3, 3]) - (probe @ b[:3, :3].T + b[:3, 3]), axis=1
-            ).max()
-        )
+        gap = float(np.linalg.norm(apply_affine(a, probe) - apply_affine(b, probe), axis=1).max())
         if gap > _SAME_READING_MM:
             raise RegistrationError(
                 f"'{path.name}' is a 4x4 matrix that fits this T1 both ways and the two "

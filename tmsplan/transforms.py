@@ -43,6 +43,7 @@ from typing import Literal
 
 import nibabel as nib
 import numpy as np
+from nibabel.affines import apply_affine
 
 from tmsplan.errors import FormatError, RegistrationError, SpaceError
 from tmsplan.headfit import (
@@ -244,7 +245,7 @@ class MniToSubject:
         self._check_frame(points, self.src_frame, "apply_points", "inverse_points")
         if self.is_linear:
             mat = self.matrix
-            return Points(points.xyz @ mat[:3, :3].T + mat[:3, 3], self.dst_frame)
+            return Points(apply_affine(mat, points.xyz), self.dst_frame)
         xyz = self._invert(points.xyz)
         self._check_inside(xyz, points.xyz, "MNI")
         return Points(xyz, self.dst_frame)
