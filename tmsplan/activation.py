@@ -29,6 +29,7 @@ from tmsplan.images import (
     ImageLike,
     check_img,
     file_sha256,
+    img_on_grid,
     resample_to_img,
     same_grid,
     voxel_to_world,
@@ -233,10 +234,7 @@ def map_from_peaks(
                 "resample it first (tmsplan.images.resample_to_img, nearest)."
             )
         data = np.where(mask_img.get_fdata() > 0, data, 0.0)
-    out = nib.Nifti1Image(data.astype(np.float32), ref.affine)
-    out.set_qform(ref.affine, code=int(ref.header["qform_code"]) or 4)
-    out.set_sform(ref.affine, code=int(ref.header["sform_code"]) or 4)
-    return out
+    return img_on_grid(data.astype(np.float32), ref, default_code=4)
 
 
 def mni_map_from_peak_table(

@@ -38,7 +38,7 @@ from nibabel.affines import apply_affine
 
 from tmsplan.bundled import atlas_dir
 from tmsplan.errors import RoiError, SpaceError
-from tmsplan.images import ImageLike, check_img, world_to_voxel
+from tmsplan.images import ImageLike, check_img, img_on_grid, world_to_voxel
 from tmsplan.spaces import MNI_FRAME, Points, as_points_array
 
 __all__ = [
@@ -476,10 +476,8 @@ def sphere_mask_img(
             f"centre of {name} (voxel size {_fmt_xyz(zooms)} mm); use a radius of at least "
             "the voxel size."
         )
-    out = nib.Nifti1Image(data, affine)
+    out = img_on_grid(data, ref)
     out.set_data_dtype(np.uint8)
-    out.set_qform(affine, code=int(ref.header["qform_code"]) or 1)
-    out.set_sform(affine, code=int(ref.header["sform_code"]) or 1)
     return out
 
 

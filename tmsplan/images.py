@@ -33,6 +33,7 @@ __all__ = [
     "world_to_voxel",
     "resample_to_img",
     "same_grid",
+    "img_on_grid",
     "affine_source",
 ]
 
@@ -381,7 +382,30 @@ def resample_to_img(
             "probably in different spaces (e.g. MNI vs subject); bring them into one "
             "space first."
         )
-    out = nib.Nifti1Image(data, tgt.affine)
-    out.set_qform(tgt.affine, code=int(tgt.header["qform_code"]) or 1)
-    out.set_sform(tgt.affine, code=int(tgt.header["sform_code"]) or 1)
+    return img_on_grid(data, tgt)
+
+
+def img_on_grid(
+    data: np.ndarray, ref: nib.spatialimages.SpatialImage, *, default_code: int = 1
+) -> nib.Nifti1Image:
+    """A new NIfTI image of ``data`` on ``ref``'s grid, with ``ref``'s qform/sform codes.
+
+    Parameters
+    ----------
+    data : (X, Y, Z) array
+        Voxel values, shaped like ``ref``'s first three axes.
+    ref : nibabel image
+        The image whose affine and frame codes the new one carries.
+    default_code : int
+        Code written where ``ref`` has none (1 scanner, 4 MNI).
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        ``data`` with ``ref.affine`` as both qform and sform.
+    """
+    affine = np.asarray(ref.affine, dtype=np.float64)
+    out = nib.Nifti1Image(data, affine)
+    out.set_qform(affine, code=int(ref.header["qform_code"]) or default_code)
+    out.set_sform(affine, code=int(ref.header["sform_code"]) or default_code)
     return out

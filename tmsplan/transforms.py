@@ -58,6 +58,7 @@ from tmsplan.images import (
     ImageLike,
     check_img,
     file_sha256,
+    img_on_grid,
     voxel_to_world,
     world_to_voxel,
 )
@@ -381,10 +382,7 @@ class MniToSubject:
                 "T1 transform: the image is probably not in the MNI frame, or the transform "
                 "belongs to another T1."
             )
-        out = nib.Nifti1Image(data, ref.affine)
-        out.set_qform(ref.affine, code=int(ref.header["qform_code"]) or 1)
-        out.set_sform(ref.affine, code=int(ref.header["sform_code"]) or 1)
-        return out
+        return img_on_grid(data, ref)
 
     # ------------------------------------------------------------------ record
 

@@ -102,19 +102,8 @@ def write_bids(
 def build_bids(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
     """The markers TSV and coordsystem JSON of :func:`write_bids`, in memory.
 
-    Parameters
-    ----------
-    record : dict
-        The plan record.
-    path : str or pathlib.Path
-        The main file to be written.
-    space : str, keyword-only
-        As for :func:`write_bids`.
-
-    Returns
-    -------
-    list of (pathlib.Path, str)
-        Each file's path and text, main file first; nothing is written.
+    Same arguments and checks as :func:`write_bids`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
     """
     check_space("bids", space)
     targets = record_targets(record, "bids")

@@ -214,21 +214,8 @@ def build_brainsight(
 ) -> Documents:
     """The targets text of :func:`write_brainsight`, in memory.
 
-    Parameters
-    ----------
-    record : dict
-        The plan record.
-    path : str or pathlib.Path
-        The main file to be written.
-    space : str, keyword-only
-        As for :func:`write_brainsight`.
-    version : int, keyword-only
-        As for :func:`write_brainsight`.
-
-    Returns
-    -------
-    list of (pathlib.Path, str)
-        Each file's path and text, main file first; nothing is written.
+    Same arguments and checks as :func:`write_brainsight`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
     """
     check_space("brainsight", space)
     targets = record_targets(record, "brainsight")

@@ -144,19 +144,8 @@ def write_localite(
 def build_localite(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
     """The InstrumentMarker XML of :func:`write_localite`, in memory.
 
-    Parameters
-    ----------
-    record : dict
-        The plan record.
-    path : str or pathlib.Path
-        The main file to be written.
-    space : str, keyword-only
-        As for :func:`write_localite`.
-
-    Returns
-    -------
-    list of (pathlib.Path, str)
-        Each file's path and text, main file first; nothing is written.
+    Same arguments and checks as :func:`write_localite`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
     """
     space = check_space("localite", space)
     targets = record_targets(record, "localite")
@@ -233,19 +222,8 @@ def write_localite_entrytarget(
 def build_localite_entrytarget(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
     """The EntryTarget XML of :func:`write_localite_entrytarget`, in memory.
 
-    Parameters
-    ----------
-    record : dict
-        The plan record.
-    path : str or pathlib.Path
-        The main file to be written.
-    space : str, keyword-only
-        As for :func:`write_localite_entrytarget`.
-
-    Returns
-    -------
-    list of (pathlib.Path, str)
-        Each file's path and text, main file first; nothing is written.
+    Same arguments and checks as :func:`write_localite_entrytarget`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
     """
     space = check_space("localite-entrytarget", space)
     targets = record_targets(record, "localite-entrytarget")

@@ -122,19 +122,8 @@ def write_navinibs(
 def build_navinibs(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
     """The targets JSON of :func:`write_navinibs`, in memory.
 
-    Parameters
-    ----------
-    record : dict
-        The plan record.
-    path : str or pathlib.Path
-        The main file to be written.
-    space : str, keyword-only
-        As for :func:`write_navinibs`.
-
-    Returns
-    -------
-    list of (pathlib.Path, str)
-        Each file's path and text, main file first; nothing is written.
+    Same arguments and checks as :func:`write_navinibs`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
     """
     check_space("navinibs", space)
     targets = record_targets(record, "navinibs")

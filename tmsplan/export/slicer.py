@@ -87,19 +87,8 @@ def write_slicer(
 def build_slicer(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
     """The markups JSON of :func:`write_slicer`, in memory.
 
-    Parameters
-    ----------
-    record : dict
-        The plan record.
-    path : str or pathlib.Path
-        The main file to be written.
-    space : str, keyword-only
-        As for :func:`write_slicer`.
-
-    Returns
-    -------
-    list of (pathlib.Path, str)
-        Each file's path and text, main file first; nothing is written.
+    Same arguments and checks as :func:`write_slicer`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
     """
     space = check_space("slicer", space)
     targets = record_targets(record, "slicer")

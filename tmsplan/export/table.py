@@ -122,19 +122,8 @@ def write_csv(
 def build_csv(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
     """The CSV table of :func:`write_csv`, in memory.
 
-    Parameters
-    ----------
-    record : dict
-        The plan record.
-    path : str or pathlib.Path
-        The main file to be written.
-    space : str, keyword-only
-        As for :func:`write_csv`.
-
-    Returns
-    -------
-    list of (pathlib.Path, str)
-        Each file's path and text, main file first; nothing is written.
+    Same arguments and checks as :func:`write_csv`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
     """
     check_space("csv", space)
     targets = record_targets(record, "csv")
@@ -286,19 +275,8 @@ def write_json(
 def build_json(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
     """The JSON document of :func:`write_json`, in memory.
 
-    Parameters
-    ----------
-    record : dict
-        The plan record.
-    path : str or pathlib.Path
-        The main file to be written.
-    space : str, keyword-only
-        As for :func:`write_json`.
-
-    Returns
-    -------
-    list of (pathlib.Path, str)
-        Each file's path and text, main file first; nothing is written.
+    Same arguments and checks as :func:`write_json`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
     """
     check_space("json", space)
     targets = record_targets(record, "json")

@@ -154,19 +154,8 @@ def write_visor2(
 def build_visor2(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
     """The ``.mrk`` JSON of :func:`write_visor2`, in memory.
 
-    Parameters
-    ----------
-    record : dict
-        The plan record.
-    path : str or pathlib.Path
-        The main file to be written.
-    space : str, keyword-only
-        As for :func:`write_visor2`.
-
-    Returns
-    -------
-    list of (pathlib.Path, str)
-        Each file's path and text, main file first; nothing is written.
+    Same arguments and checks as :func:`write_visor2`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
     """
     check_space("visor2", space)
     targets = record_targets(record, "visor2")
