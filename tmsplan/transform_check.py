@@ -75,19 +75,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import nibabel as nib
 import numpy as np
 from nibabel.affines import apply_affine
 
 from tmsplan.errors import RegistrationError, TmsplanError
 from tmsplan.headfit import (
+    FIT_GRID_MM,
     FIT_MIN_HEAD_DICE,
     _mni_masks,
     _sample_mask,
-    downsample,
     head_mask,
     judge_fit,
     overlaps_on_grid,
+    t1_fit_grid,
 )
 from tmsplan.images import ImageLike, check_img, voxel_to_world, world_to_voxel
 from tmsplan.warps import map_steps
@@ -107,9 +107,6 @@ __all__ = [
     "ALIGNED_RANGES",
     "FIT_GRID_MM",
 ]
-
-FIT_GRID_MM = 4.0
-"""Grid (mm) of the fit check: the T1 is block-averaged to about this size."""
 
 MIN_NMI = 1.09
 """Smallest normalised mutual information (32 bins) of T1 and carried MNI head.
@@ -191,11 +188,6 @@ def _template(resolution: int) -> tuple[np.ndarray, np.ndarray]:
     return data, affine
 
 
-def _t1_grid(img: nib.Nifti1Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    data, affine = downsample(img, FIT_GRID_MM)
-    return data, affine, head_mask(data)
-
-
 def carried_nmi(steps: tuple, data: np.ndarray, affine: np.ndarray, resolution: int = 2) -> float:
     """NMI of a coarse T1 and the MNI head carried onto it (registration's figure).
 
@@ -274,7 +266,7 @@ def transform_fit(mni_to_subject: MniToSubject, t1: ImageLike) -> dict:
     """
     img = check_img(t1, name="t1")
     with _one_blas_thread():
-        data, affine, t1_mask = _t1_grid(img)
+        data, affine, t1_mask = t1_fit_grid(img)
         return _fit_on_grid(mni_to_subject.steps, data, affine, t1_mask)
 
 
@@ -445,7 +437,7 @@ def choose_matrix_kind(
     path = Path(path)
     img = check_img(t1, name="t1")
     with _one_blas_thread():
-        data, affine, t1_mask = _t1_grid(img)
+        data, affine, t1_mask = t1_fit_grid(img)
     readings: dict = {}
     per_kind: dict = {}
     for kind in _MATRIX_KINDS:
