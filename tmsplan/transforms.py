@@ -355,16 +355,13 @@ class MniToSubject:
         src_data = np.asarray(src.dataobj, dtype=np.float64)
         shape = tuple(int(s) for s in ref.shape[:3])
         if self.is_linear:
-            mapping = np.linalg.inv(src.affine) @ linear_part(self.steps) @ ref.affine
-            data = ndimage.affine_transform(
-                src_data,
-                mapping[:3, :3],
-                offset=mapping[:3, 3],
-                output_shape=shape,
-                order=order,
-                mode="constant",
-                cval=0.0,
-            )
+            from nibabel.processing import resample_from_to
+
+            # T1 voxel -> T1 world -> MNI world (points T1w -> MNI) -> MNI voxel
+            mni_grid = (shape, linear_part(self.steps) @ ref.affine)
+            floating = nib.Nifti1Image(src_data, src.affine)
+            resampled = resample_from_to(floating, mni_grid, order=order, mode="constant", cval=0.0)
+            data = np.asarray(resampled.dataobj)
         else:
             flat = np.zeros(int(np.prod(shape)))
             for start in range(0, flat.size, _CHUNK):
