@@ -167,7 +167,7 @@ def test_report_is_self_contained_with_numbers_and_warnings(tmp_path):
     assert "THE T1 IMAGE HAS CHANGED" in text
     assert 'class="target unreachable"' in text and "UNREACHABLE" in text
     assert "NO: deeper than 30 mm" in text
-    assert "not an E-field model" in text and "clinician reviews every target" in text
+    assert "not an E-field model" in text and "clinician must review every target" in text
     assert text.count('type="checkbox"') >= 5
     assert "intended hemisphere" in text
     # automatic checks: the right-hemisphere target is flagged against the left ROI

@@ -29,6 +29,7 @@ from tmsplan.images import (
     ImageLike,
     check_img,
     file_sha256,
+    img_on_grid,
     resample_to_img,
     same_grid,
     voxel_to_world,
@@ -37,6 +38,7 @@ from tmsplan.images import (
 from tmsplan.spaces import Points, as_points_array
 
 __all__ = [
+    "CLUSTER_CONNECTIVITY",
     "Peak",
     "read_peak_table",
     "map_from_peaks",
@@ -66,7 +68,10 @@ DEFAULT_ALPHA = {"fpr": 0.001, "fdr": 0.05, "bonferroni": 0.05}
 Sign = Literal["positive", "negative", "absolute"]
 Rule = Literal["peak", "cog"]
 
-_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
+# scipy labelling kept on purpose: nilearn's get_clusters_table returns a peak table, not
+# the label image the ROI and target rules need
+CLUSTER_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
+"""Neighbours that join voxels into a cluster: all 26 (faces, edges, corners), as SPM and FSL."""
 
 
 @dataclass(frozen=True)
@@ -231,10 +236,7 @@ def map_from_peaks(
                 "resample it first (tmsplan.images.resample_to_img, nearest)."
             )
         data = np.where(mask_img.get_fdata() > 0, data, 0.0)
-    out = nib.Nifti1Image(data.astype(np.float32), ref.affine)
-    out.set_qform(ref.affine, code=int(ref.header["qform_code"]) or 4)
-    out.set_sform(ref.affine, code=int(ref.header["sform_code"]) or 4)
-    return out
+    return img_on_grid(data.astype(np.float32), ref, default_code=4)
 
 
 def mni_map_from_peak_table(
@@ -352,7 +354,7 @@ def _extent_filter(above: np.ndarray, affine: np.ndarray, min_cluster_mm3: float
         return above
     if not np.isfinite(min_cluster_mm3) or min_cluster_mm3 < 0:
         raise ActivationError(f"--min-cluster-mm3 must be >= 0, got {min_cluster_mm3!r}.")
-    labels, n = ndimage.label(above, structure=_CONNECTIVITY)
+    labels, n = ndimage.label(above, structure=CLUSTER_CONNECTIVITY)
     if n == 0:
         return above
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
@@ -550,7 +552,7 @@ def select_target(
             "lower the threshold, choose another ROI, or check that map and ROI are in the "
             "same space."
         )
-    labels, n_clusters = ndimage.label(candidate, structure=_CONNECTIVITY)
+    labels, n_clusters = ndimage.label(candidate, structure=CLUSTER_CONNECTIVITY)
     index = np.arange(1, n_clusters + 1)
     sizes = np.asarray(ndimage.sum_labels(candidate, labels, index=index))
     peaks = np.asarray(ndimage.maximum(signed, labels, index=index))
@@ -708,7 +710,7 @@ def select_target_depth_aware(
         keys = (rounded[:, 2], rounded[:, 1], rounded[:, 0], np.round(depth, 6))
         best = int(np.lexsort(keys)[0])
     strongest = int(np.lexsort((rounded[:, 2], rounded[:, 1], rounded[:, 0], -value))[0])
-    labels, n_clusters = ndimage.label(candidate, structure=_CONNECTIVITY)
+    labels, n_clusters = ndimage.label(candidate, structure=CLUSTER_CONNECTIVITY)
     cluster = labels == labels[tuple(idx[best])]
     voxel_label = labels[tuple(idx.T)]
     alternatives = []

@@ -34,10 +34,11 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.affines import apply_affine
 
 from tmsplan.bundled import atlas_dir
 from tmsplan.errors import RoiError, SpaceError
-from tmsplan.images import ImageLike, check_img, world_to_voxel
+from tmsplan.images import ImageLike, check_img, img_on_grid, world_to_voxel
 from tmsplan.spaces import MNI_FRAME, Points, as_points_array
 
 __all__ = [
@@ -453,7 +454,7 @@ def sphere_mask_img(
         axes = [np.arange(a, b + 1) for a, b in zip(lo, hi, strict=True)]
         grids = np.meshgrid(*axes, indexing="ij")
         ijk = np.stack([g.ravel() for g in grids], axis=1)
-        xyz = ijk @ affine[:3, :3].T + affine[:3, 3]
+        xyz = apply_affine(affine, ijk)
         inside = np.linalg.norm(xyz - centre, axis=1) <= radius + _SURFACE_TOL_MM
         sel = ijk[inside]
         data[sel[:, 0], sel[:, 1], sel[:, 2]] = 1
@@ -475,10 +476,8 @@ def sphere_mask_img(
             f"centre of {name} (voxel size {_fmt_xyz(zooms)} mm); use a radius of at least "
             "the voxel size."
         )
-    out = nib.Nifti1Image(data, affine)
+    out = img_on_grid(data, ref)
     out.set_data_dtype(np.uint8)
-    out.set_qform(affine, code=int(ref.header["qform_code"]) or 1)
-    out.set_sform(affine, code=int(ref.header["sform_code"]) or 1)
     return out
 
 
@@ -488,7 +487,7 @@ def _fov_bounds(affine: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray,
         [[i, j, k] for i in (0, last[0]) for j in (0, last[1]) for k in (0, last[2])],
         dtype=np.float64,
     )
-    world = corners @ affine[:3, :3].T + affine[:3, 3]
+    world = apply_affine(affine, corners)
     return world.min(axis=0), world.max(axis=0)
 
 

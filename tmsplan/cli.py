@@ -27,7 +27,6 @@ __all__ = ["main", "build_parser"]
 
 DEMO_PEAKS = "peaks/zhang2018_cocaine_cue_table1.tsv"
 DEMO_ROI = "cocaine_mfg_l"
-RECORD_MARKER = "target.json"  # a folder holding it was written by tmsplan
 
 
 class _Parser(argparse.ArgumentParser):
@@ -545,6 +544,7 @@ def _plan_and_write(args: argparse.Namespace, **plan_args) -> int:
 
 def _run_plan(args: argparse.Namespace) -> int:
     from tmsplan.outputs import check_replaceable_folder
+    from tmsplan.record import RECORD_FILENAME
 
     sources = [args.activation, args.peaks, args.target_mni, args.target_t1]
     if args.strategy == "connectivity":
@@ -565,7 +565,7 @@ def _run_plan(args: argparse.Namespace) -> int:
             "--activation-space T1w does not apply to --peaks: a map rebuilt from a peak "
             "table is in MNI space."
         )
-    check_replaceable_folder(args.out, overwrite=args.force, marker=RECORD_MARKER)
+    check_replaceable_folder(args.out, overwrite=args.force, marker=RECORD_FILENAME)
     return _plan_and_write(
         args,
         **(_activation(args, args.peaks) if (args.activation or args.peaks) else {}),
@@ -588,8 +588,9 @@ def _run_plan(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from tmsplan.bundled import atlas_dir
     from tmsplan.outputs import check_replaceable_folder
+    from tmsplan.record import RECORD_FILENAME
 
-    check_replaceable_folder(args.out, overwrite=args.force, marker=RECORD_MARKER)
+    check_replaceable_folder(args.out, overwrite=args.force, marker=RECORD_FILENAME)
     print(
         "demo: cocaine cue-reactivity map rebuilt from the seed review's Table 1 peaks, "
         f"ROI {args.roi}, embedded MNI152NLin6Asym head",  # stdout: stderr is for problems

@@ -194,7 +194,7 @@ def cohort_html(results: list[dict], picture: Path | None, out: Path) -> str:
     import base64
     import html
 
-    from tmsplan.plan import DISCLAIMER
+    from tmsplan.record import DISCLAIMER
 
     counts = {s: sum(r["status"] == s for r in results) for s in ("ok", "skipped", "failed")}
     rows_html = []

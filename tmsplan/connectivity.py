@@ -43,6 +43,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from tmsplan.activation import CLUSTER_CONNECTIVITY
 from tmsplan.errors import ConnectivityError
 from tmsplan.images import (
     ImageLike,
@@ -92,7 +93,6 @@ TOP_FRACTION = 0.1
 """Fraction of the search-ROI voxels (best scores) that form the clusters."""
 
 Sign = Literal["negative", "positive"]
-_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -495,7 +495,7 @@ def connectivity_target(
     top = positive & (score >= cut)
     grid = np.zeros(search_in.shape, dtype=bool)
     grid[tuple(idx[top].T)] = True
-    labels, n_clusters = ndimage.label(grid, structure=_CONNECTIVITY)
+    labels, n_clusters = ndimage.label(grid, structure=CLUSTER_CONNECTIVITY)
     lab = labels[tuple(idx.T)]
     clusters = []
     for k in range(1, n_clusters + 1):

@@ -13,7 +13,8 @@ import trimesh
 from nibabel.affines import apply_affine
 
 from tmsplan.errors import HeadSurfaceError
-from tmsplan.images import ImageLike, check_img
+from tmsplan.headfit import MIN_HEAD_VOLUME_L
+from tmsplan.images import ImageLike, block_reduce, check_img
 from tmsplan.meshing import EPS as _EPS
 from tmsplan.meshing import (
     StageClock,
@@ -32,7 +33,6 @@ _CAVITY_CLOSE_MM = 6.0  # closing radius that seals ear canals, nostrils
 _LOW_FRACTION = 0.5  # topology threshold: background + this x (Otsu - background)
 _SKIN_DEPTH_MM = 3.0  # depth below the head mask that may be outside the skin
 _MIN_HEAD_L = 0.2  # below this: no head found
-_BRAIN_SIZED_L = 2.2  # below this: brain-sized
 _ZERO_BACKGROUND = 0.8  # fraction of exactly-minimum voxels outside the head
 _CUT_MIN_MM2 = 500.0  # padding cut: at least this contact area
 _CUT_SPREAD_MM = 12.0  # ... at least this in-plane spread (SD) in both directions
@@ -122,31 +122,6 @@ def _working_factors(zooms: np.ndarray, working_mm: float | None) -> tuple[int, 
     if working_mm is None:
         return (1, 1, 1)
     return tuple(max(1, int(np.floor(working_mm / z + 0.25))) for z in zooms)  # type: ignore[return-value]
-
-
-def _block_mean(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
-    """Average ``factors``-sized blocks (edge-padded to a multiple), float32."""
-    if factors == (1, 1, 1):
-        return np.asarray(data, dtype=np.float32)
-    pads = [(0, (-n) % f) for n, f in zip(data.shape, factors, strict=True)]
-    if any(p[1] for p in pads):
-        data = np.pad(data, pads, mode="edge")
-    s, f = data.shape, factors
-    blocks = data.reshape(s[0] // f[0], f[0], s[1] // f[1], f[1], s[2] // f[2], f[2])
-    return blocks.mean(axis=(1, 3, 5), dtype=np.float32)
-
-
-def _block_all(mask: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
-    """True where a whole ``factors``-sized block is True (edge-padded to a multiple)."""
-    if factors == (1, 1, 1):
-        return np.asarray(mask, dtype=bool)
-    pads = [(0, (-n) % f) for n, f in zip(mask.shape, factors, strict=True)]
-    if any(p[1] for p in pads):
-        mask = np.pad(mask, pads, mode="edge")
-    s, f = mask.shape, factors
-    return mask.reshape(s[0] // f[0], f[0], s[1] // f[1], f[1], s[2] // f[2], f[2]).all(
-        axis=(1, 3, 5)
-    )
 
 
 def _face_index(axis: int, side: int, ndim: int = 3) -> tuple:
@@ -358,7 +333,7 @@ def _work_to_index(factors: tuple[int, int, int]) -> np.ndarray:
 
 
 def _check_not_stripped(volume_l: float, zero_outside: float, name: str, notes: list[str]) -> None:
-    if volume_l >= _BRAIN_SIZED_L:
+    if volume_l >= MIN_HEAD_VOLUME_L:  # below: brain-sized (as the fit check)
         return
     if zero_outside >= _ZERO_BACKGROUND:
         raise HeadSurfaceError(
@@ -378,7 +353,7 @@ def _detect_defacing(
 ) -> bool:
     """Best-effort defacing rule (see docs/head.md)."""
     ijk = np.argwhere(mask)
-    xyz = ijk @ work_affine[:3, :3].T + work_affine[:3, 3]
+    xyz = apply_affine(work_affine, ijk)
     z_top = float(xyz[:, 2].max())
     midline = np.abs(xyz[:, 0] - float(np.median(xyz[:, 0]))) < _DEFACE_MIDLINE_MM
     z, y = xyz[midline, 2], xyz[midline, 1]
@@ -492,11 +467,11 @@ def _head_model(
     spacing = _zooms(work_affine)
     voxel_l = float(np.prod(spacing)) / 1e6
 
-    work = _block_mean(data, factors)
-    minimum = _block_all(data == data.min(), factors)
+    work = block_reduce(data, factors, func=np.mean, dtype=np.float32)
+    minimum = block_reduce(data == data.min(), factors, func=np.all)
     constant = minimum.copy()
     for value in _constant_values(data)[1:]:
-        constant |= _block_all(data == value, factors)
+        constant |= block_reduce(data == value, factors, func=np.all)
     blurred = ndimage.gaussian_filter(work, np.maximum(_BLUR_MM / spacing, 0.5), mode="nearest")
     low, high = np.percentile(blurred, [0.1, 99.9])
     if not high > low:
@@ -560,7 +535,7 @@ def _head_model(
             for k in (-0.5, shape[2] - 0.5)
         ]
     )
-    fov_min_z = float((corners @ affine[:3, :3].T + affine[:3, 3])[:, 2].min())
+    fov_min_z = float((apply_affine(affine, corners))[:, 2].min())
     defaced = _detect_defacing(filled, work_affine, fov_min_z, notes)
     if defaced:
         notes.append(
@@ -664,7 +639,7 @@ def _outermost_crossing(
     for start in range(0, len(vertices), 20000):
         v, n = vertices[start : start + 20000], normals[start : start + 20000]
         samples = v[:, None, :] + offsets[None, :, None] * n[:, None, :]
-        index = samples @ world_to_work[:3, :3].T + world_to_work[:3, 3]
+        index = apply_affine(world_to_work, samples)
         values = ndimage.map_coordinates(
             skin, index.reshape(-1, 3).T, order=1, mode="nearest"
         ).reshape(len(v), len(offsets))
@@ -840,7 +815,7 @@ def _scalp_surface(
 
         spacing = _zooms(model.affine @ work_to_index)
         distance = ndimage.distance_transform_edt(~model.cut, sampling=spacing)
-        work_index = np.linalg.solve(work_to_index, np.c_[index, np.ones(len(index))].T)[:3]
+        work_index = apply_affine(np.linalg.inv(work_to_index), index).T
         near = ndimage.map_coordinates(distance, work_index, order=1, mode="nearest")
         fov |= near <= 0.5 * float(spacing.max()) + _FOV_TOL_VOX * float(_zooms(model.affine).max())
     notes = list(model.notes)

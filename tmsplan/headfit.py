@@ -18,7 +18,7 @@ import nibabel as nib
 import numpy as np
 
 from tmsplan.errors import RegistrationError
-from tmsplan.images import ImageLike, check_img, voxel_to_world, world_to_voxel
+from tmsplan.images import ImageLike, block_reduce, check_img, voxel_to_world, world_to_voxel
 from tmsplan.warps import map_steps
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ __all__ = [
     "FIT_DIRECTION_MARGIN",
     "FIT_GOOD_HEAD_DICE",
     "MIN_HEAD_VOLUME_L",
+    "FIT_GRID_MM",
+    "t1_fit_grid",
 ]
 
 FIT_MIN_HEAD_DICE = 0.80
@@ -53,11 +55,16 @@ MIN_HEAD_VOLUME_L = 2.2
 """Head masks smaller than this (litres) are taken as brain-extracted or
 cropped T1s: the bundled MNI head measures 3.1 L, its brain mask 1.8 L."""
 
-_FIT_GRID_MM = 4.0
+FIT_GRID_MM = 4.0
+"""Grid (mm) of the fit checks: the T1 is block-averaged to about this size."""
 
 
 def head_mask(data: np.ndarray) -> np.ndarray:
     """Head (foreground) mask: Otsu threshold, closed, holes filled, largest part.
+
+    Kept apart from :func:`tmsplan.head.head_mask_img` on purpose: the fit lines
+    were calibrated on this mask, and it must measure skull-stripped T1s (which
+    the scalp model refuses), cheaply, on the 4 mm grid.
 
     Holes are filled in 3-D and then slice by slice along each axis, so a head
     left open where the field of view cuts the neck is still filled.
@@ -124,9 +131,7 @@ def downsample(img: nib.Nifti1Image, voxel_mm: float) -> tuple[np.ndarray, np.nd
     cropped = data[
         : new_shape[0] * factors[0], : new_shape[1] * factors[1], : new_shape[2] * factors[2]
     ]
-    blocks = cropped.reshape(
-        new_shape[0], factors[0], new_shape[1], factors[1], new_shape[2], factors[2]
-    ).mean(axis=(1, 3, 5))
+    blocks = block_reduce(cropped, factors, func=np.mean)
     scale = np.diag([*factors.astype(float), 1.0])
     scale[:3, 3] = (factors - 1) / 2.0
     return blocks, img.affine @ scale
@@ -186,8 +191,29 @@ def head_fit(mni_to_subject: MniToSubject, t1: ImageLike) -> dict:
         and ``coverage`` (fraction of the T1 head mapped inside the MNI template).
     """
     img = check_img(t1, name="t1")
-    data, affine = downsample(img, _FIT_GRID_MM)
-    return overlaps_on_grid(mni_to_subject.steps, affine, head_mask(data))
+    _, affine, mask = t1_fit_grid(img)
+    return overlaps_on_grid(mni_to_subject.steps, affine, mask)
+
+
+def t1_fit_grid(img: nib.Nifti1Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The T1 as every fit check sees it: :data:`FIT_GRID_MM` block means and head mask.
+
+    Parameters
+    ----------
+    img : nibabel.Nifti1Image
+        A checked 3-D T1 (see :func:`tmsplan.images.check_img`).
+
+    Returns
+    -------
+    data : (X, Y, Z) float64
+        Block means (:func:`downsample`).
+    affine : (4, 4) float64
+        Voxel-to-world (RAS+ mm) matrix of that grid.
+    mask : (X, Y, Z) bool
+        :func:`head_mask` of ``data``.
+    """
+    data, affine = downsample(img, FIT_GRID_MM)
+    return data, affine, head_mask(data)
 
 
 def overlaps_on_grid(

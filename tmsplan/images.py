@@ -28,10 +28,12 @@ __all__ = [
     "check_img",
     "file_sha256",
     "image_source",
+    "block_reduce",
     "voxel_to_world",
     "world_to_voxel",
     "resample_to_img",
     "same_grid",
+    "img_on_grid",
     "affine_source",
 ]
 
@@ -257,8 +259,9 @@ def voxel_to_world(affine: np.ndarray, ijk: np.ndarray) -> np.ndarray:
     (n, 3) float64
         World coordinates in the image's world frame (RAS+, mm).
     """
-    ijk = np.asarray(ijk, dtype=np.float64).reshape(-1, 3)
-    return ijk @ affine[:3, :3].T + affine[:3, 3]
+    from nibabel.affines import apply_affine
+
+    return apply_affine(affine, np.asarray(ijk, dtype=np.float64).reshape(-1, 3))
 
 
 def world_to_voxel(affine: np.ndarray, xyz: np.ndarray) -> np.ndarray:
@@ -276,9 +279,48 @@ def world_to_voxel(affine: np.ndarray, xyz: np.ndarray) -> np.ndarray:
     (n, 3) float64
         Voxel coordinates (not rounded).
     """
-    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
-    inverse = np.linalg.inv(affine)
-    return xyz @ inverse[:3, :3].T + inverse[:3, 3]
+    from nibabel.affines import apply_affine
+
+    return apply_affine(np.linalg.inv(affine), np.asarray(xyz, dtype=np.float64).reshape(-1, 3))
+
+
+def block_reduce(data: np.ndarray, factors, *, func=np.mean, **func_kwargs) -> np.ndarray:
+    """Reduce ``factors``-sized blocks of a volume with ``func`` (e.g. block means).
+
+    :func:`skimage.measure.block_reduce`, with the volume edge-padded to a whole
+    number of blocks (skimage pads with a constant, which would darken the last
+    blocks of a mean). Crop ``data`` first to drop partial blocks instead.
+
+    Parameters
+    ----------
+    data : (X, Y, Z) array
+        The volume.
+    factors : sequence of 3 int
+        Block size along each voxel axis (1 keeps the axis).
+    func : callable
+        Reduction taking an ``axis`` tuple, e.g. ``np.mean`` or ``np.all``.
+    **func_kwargs
+        Passed to ``func`` (e.g. ``dtype=np.float32`` for ``np.mean``).
+
+    Returns
+    -------
+    (ceil(X / fx), ceil(Y / fy), ceil(Z / fz)) array
+        One value per block; block ``(a, b, c)`` covers voxels
+        ``a * fx .. a * fx + fx - 1`` (and so on), its centre at voxel
+        ``a * fx + (fx - 1) / 2``.
+
+    Examples
+    --------
+    >>> block_reduce(np.arange(8.0).reshape(2, 2, 2), (2, 1, 1)).tolist()
+    [[[2.0, 3.0], [4.0, 5.0]]]
+    """
+    from skimage.measure import block_reduce as _skimage_block_reduce
+
+    factors = tuple(int(f) for f in factors)
+    pads = [(0, (-n) % f) for n, f in zip(data.shape, factors, strict=True)]
+    if any(p[1] for p in pads):
+        data = np.pad(data, pads, mode="edge")
+    return _skimage_block_reduce(data, factors, func=func, func_kwargs=func_kwargs or None)
 
 
 def same_grid(a: nib.spatialimages.SpatialImage, b: nib.spatialimages.SpatialImage) -> bool:
@@ -296,8 +338,10 @@ def resample_to_img(
 ) -> nib.Nifti1Image:
     """Resample ``source`` onto the voxel grid of ``target`` (explicit, never silent).
 
-    Both images must already live in the same world frame; this only changes
-    the voxel grid.
+    :func:`nibabel.processing.resample_from_to` in float64, plus tmsplan's
+    checks: the interpolation must be named, and a source that lands wholly
+    outside the target's field of view is refused. Both images must already
+    live in the same world frame; this only changes the voxel grid.
 
     Parameters
     ----------
@@ -315,7 +359,7 @@ def resample_to_img(
     SpaceError
         When the two images do not overlap at all in world space.
     """
-    from scipy import ndimage
+    from nibabel.processing import resample_from_to
 
     if interpolation not in ("nearest", "linear"):
         raise ValueError(f"interpolation must be 'nearest' or 'linear', got {interpolation!r}")
@@ -323,25 +367,45 @@ def resample_to_img(
     tgt = check_img(target, name=target_name, require_signal=False)
     if same_grid(src, tgt):
         return src
-    # voxel of target -> world -> voxel of source
-    mapping = np.linalg.inv(src.affine) @ tgt.affine
-    order = 0 if interpolation == "nearest" else 1
-    data = ndimage.affine_transform(
-        np.asarray(src.dataobj, dtype=np.float64),
-        mapping[:3, :3],
-        offset=mapping[:3, 3],
-        output_shape=tgt.shape[:3],
-        order=order,
+    floating = nib.Nifti1Image(np.asarray(src.dataobj, dtype=np.float64), src.affine)
+    resampled = resample_from_to(
+        floating,
+        (tuple(tgt.shape[:3]), tgt.affine),
+        order=0 if interpolation == "nearest" else 1,
         mode="constant",
         cval=0.0,
     )
+    data = np.asarray(resampled.dataobj)
     if np.any(src.get_fdata()) and not np.any(data):
         raise SpaceError(
             f"{source_name} and {target_name} do not overlap in world space: they are "
             "probably in different spaces (e.g. MNI vs subject); bring them into one "
             "space first."
         )
-    out = nib.Nifti1Image(data, tgt.affine)
-    out.set_qform(tgt.affine, code=int(tgt.header["qform_code"]) or 1)
-    out.set_sform(tgt.affine, code=int(tgt.header["sform_code"]) or 1)
+    return img_on_grid(data, tgt)
+
+
+def img_on_grid(
+    data: np.ndarray, ref: nib.spatialimages.SpatialImage, *, default_code: int = 1
+) -> nib.Nifti1Image:
+    """A new NIfTI image of ``data`` on ``ref``'s grid, with ``ref``'s qform/sform codes.
+
+    Parameters
+    ----------
+    data : (X, Y, Z) array
+        Voxel values, shaped like ``ref``'s first three axes.
+    ref : nibabel image
+        The image whose affine and frame codes the new one carries.
+    default_code : int
+        Code written where ``ref`` has none (1 scanner, 4 MNI).
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        ``data`` with ``ref.affine`` as both qform and sform.
+    """
+    affine = np.asarray(ref.affine, dtype=np.float64)
+    out = nib.Nifti1Image(data, affine)
+    out.set_qform(affine, code=int(ref.header["qform_code"]) or default_code)
+    out.set_sform(affine, code=int(ref.header["sform_code"]) or default_code)
     return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import trimesh
+from nibabel.affines import apply_affine
 
 from tmsplan.errors import HeadSurfaceError
 from tmsplan.images import ImageLike, check_img
@@ -101,10 +102,10 @@ def mesh_from_field(
     vertices = vertices.astype(np.float64) - 1.0
     faces = faces.astype(np.int64)
     vertices, faces = _keep_largest(vertices, faces)
-    index = vertices @ work_to_index[:3, :3].T + work_to_index[:3, 3]
+    index = apply_affine(work_to_index, vertices)
     index = np.clip(index, -0.5, np.asarray(shape, dtype=np.float64) - 0.5)
     index_to_world = work_to_world @ np.linalg.inv(work_to_index)
-    world = index @ index_to_world[:3, :3].T + index_to_world[:3, 3]
+    world = apply_affine(index_to_world, index)
     if refine is not None:
         world = refine(world, faces)
 
@@ -136,9 +137,9 @@ def mesh_from_field(
     clock.lap("decimation")
     # Smoothing can push the cut floor a fraction of a voxel out of the box: put it back.
     world_to_index = np.linalg.inv(index_to_world)
-    index = vertices @ world_to_index[:3, :3].T + world_to_index[:3, 3]
+    index = apply_affine(world_to_index, vertices)
     index = np.clip(index, -0.5, np.asarray(shape, dtype=np.float64) - 0.5)
-    vertices = index @ index_to_world[:3, :3].T + index_to_world[:3, 3]
+    vertices = apply_affine(index_to_world, index)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
     if mesh.volume < 0:  # closed mesh: outward normals <=> positive signed volume
         mesh = trimesh.Trimesh(vertices=vertices, faces=faces[:, ::-1].copy(), process=False)

@@ -21,7 +21,7 @@ import shutil
 import socket
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tmsplan import interrupts
@@ -30,6 +30,7 @@ from tmsplan.errors import OutputError, OutputExistsError, TmsplanWarning
 __all__ = [
     "write_text",
     "write_bytes",
+    "write_files",
     "staged_folder",
     "check_writable",
     "check_replaceable_folder",
@@ -220,6 +221,59 @@ def write_text(
     if newline != "\n":
         text = text.replace("\n", newline)
     return write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def write_files(
+    files: Sequence[tuple[str | os.PathLike, bytes | str]], *, overwrite: bool = False
+) -> list[Path]:
+    """Write several files, each atomically; all or none of the new ones stay.
+
+    Every path is checked before the first write. When a write fails, the
+    files and folders this call created are removed again (files it replaced
+    under ``overwrite`` cannot be brought back). For a whole output folder
+    that must appear complete or not at all, use :func:`staged_folder`.
+
+    Parameters
+    ----------
+    files : sequence of (path, bytes or str)
+        What to write where; text is written as UTF-8.
+    overwrite : bool, keyword-only
+        Replace existing files.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The written paths, in the order given.
+
+    Raises
+    ------
+    OutputExistsError
+        A path exists and ``overwrite`` is False (nothing written).
+    """
+    items = [
+        (Path(path), data.encode("utf-8") if isinstance(data, str) else data)
+        for path, data in files
+    ]
+    for path, _ in items:
+        check_writable(path, overwrite=overwrite)
+    folders = {parent for path, _ in items for parent in (path, *path.parents)}
+    new_folders = sorted((f for f in folders if not f.exists()), key=lambda f: -len(f.parts))
+    created: list[Path] = []
+    try:
+        for path, data in items:
+            existed = path.exists()
+            write_bytes(path, data, overwrite=overwrite)
+            if not existed:
+                created.append(path)
+    except BaseException:
+        for path in created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for folder in new_folders:  # deepest first; only the empty ones go
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    return [path for path, _ in items]
 
 
 def check_replaceable_folder(

@@ -33,6 +33,7 @@ from tmsplan.spaces import check_rigid
 __all__ = [
     "SCHEMA_VERSION",
     "RECORD_FILENAME",
+    "DISCLAIMER",
     "t1_description",
     "write_record",
     "read_record",
@@ -42,6 +43,13 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 RECORD_FILENAME = "target.json"
+"""Name of the plan record in a plan folder; a folder holding it was written by tmsplan."""
+
+DISCLAIMER = (
+    "tmsplan is a research planning aid: geometry (where, how deep, which way), not an "
+    "E-field model. A clinician must review every target before use."
+)
+"""What every record, report and cohort page says about the plan's use (one text)."""
 
 _REQUIRED = (
     "tmsplan_version",

@@ -44,7 +44,14 @@ import nibabel as nib
 import numpy as np
 
 from tmsplan.errors import RegistrationError
-from tmsplan.headfit import MIN_HEAD_VOLUME_L, downsample, head_fit, head_mask, judge_fit
+from tmsplan.headfit import (
+    FIT_GRID_MM,
+    MIN_HEAD_VOLUME_L,
+    downsample,
+    head_fit,
+    judge_fit,
+    t1_fit_grid,
+)
 from tmsplan.images import ImageLike, check_img
 from tmsplan.outputs import check_writable, write_bytes
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME
@@ -303,8 +310,7 @@ def _check_orthogonal(img: nib.Nifti1Image) -> None:
 
 def _precheck_head(img: nib.Nifti1Image) -> None:
     """Refuse images that cannot be a head with scalp before spending time on ANTs."""
-    data, affine = downsample(img, 4.0)
-    mask = head_mask(data)
+    _, affine, mask = t1_fit_grid(img)
     volume_l = float(mask.sum() * abs(np.linalg.det(affine[:3, :3])) / 1e6)
     if volume_l < MIN_HEAD_VOLUME_L:
         raise RegistrationError(
@@ -317,7 +323,7 @@ def _precheck_head(img: nib.Nifti1Image) -> None:
 
 def _nmi(mni_to_subject: MniToSubject, img: nib.Nifti1Image, resolution: int) -> float:
     """Normalised mutual information on a 4 mm grid in the head (shared with the fit check)."""
-    data, affine = downsample(img, 4.0)
+    data, affine = downsample(img, FIT_GRID_MM)
     return carried_nmi(mni_to_subject.steps, data, affine, resolution)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from nibabel.affines import apply_affine
 
 from tmsplan.errors import PoseError, SpaceError
 
@@ -229,5 +230,5 @@ class Transform:
                 f"points are in {points.frame!r} but the transform maps {self.src!r} -> "
                 f"{self.dst!r}."
             )
-        xyz = points.xyz @ self.matrix[:3, :3].T + self.matrix[:3, 3]
+        xyz = apply_affine(self.matrix, points.xyz)
         return Points(xyz, self.dst)

@@ -75,18 +75,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import nibabel as nib
 import numpy as np
+from nibabel.affines import apply_affine
 
 from tmsplan.errors import RegistrationError, TmsplanError
 from tmsplan.headfit import (
+    FIT_GRID_MM,
     FIT_MIN_HEAD_DICE,
     _mni_masks,
     _sample_mask,
-    downsample,
     head_mask,
     judge_fit,
     overlaps_on_grid,
+    t1_fit_grid,
 )
 from tmsplan.images import ImageLike, check_img, voxel_to_world, world_to_voxel
 from tmsplan.warps import map_steps
@@ -106,9 +107,6 @@ __all__ = [
     "ALIGNED_RANGES",
     "FIT_GRID_MM",
 ]
-
-FIT_GRID_MM = 4.0
-"""Grid (mm) of the fit check: the T1 is block-averaged to about this size."""
 
 MIN_NMI = 1.09
 """Smallest normalised mutual information (32 bins) of T1 and carried MNI head.
@@ -146,6 +144,9 @@ _SAME_READING_MM = 2.0
 def normalized_mutual_information(a: np.ndarray, b: np.ndarray, bins: int = 32) -> float:
     """Normalised mutual information ``(H(a) + H(b)) / H(a, b)`` of paired samples.
 
+    :func:`skimage.metrics.normalized_mutual_information`, with tmsplan's answer
+    for samples too small or flat to measure.
+
     Parameters
     ----------
     a, b : (n,) float
@@ -165,18 +166,13 @@ def normalized_mutual_information(a: np.ndarray, b: np.ndarray, bins: int = 32) 
     >>> round(normalized_mutual_information(x, 2 * x), 2)
     2.0
     """
+    from skimage.metrics import normalized_mutual_information as skimage_nmi
+
     a = np.asarray(a, dtype=np.float64).reshape(-1)
     b = np.asarray(b, dtype=np.float64).reshape(-1)
     if a.size < 10 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return 1.0
-    joint, _, _ = np.histogram2d(a, b, bins=bins)
-    joint = joint / joint.sum()
-
-    def entropy(p: np.ndarray) -> float:
-        p = p[p > 0]
-        return float(-(p * np.log(p)).sum())
-
-    return (entropy(joint.sum(axis=1)) + entropy(joint.sum(axis=0))) / entropy(joint)
+    return float(skimage_nmi(a, b, bins=bins))
 
 
 @lru_cache(maxsize=2)
@@ -190,11 +186,6 @@ def _template(resolution: int) -> tuple[np.ndarray, np.ndarray]:
     affine = np.array(img.affine, dtype=np.float64)
     affine.setflags(write=False)
     return data, affine
-
-
-def _t1_grid(img: nib.Nifti1Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    data, affine = downsample(img, FIT_GRID_MM)
-    return data, affine, head_mask(data)
 
 
 def carried_nmi(steps: tuple, data: np.ndarray, affine: np.ndarray, resolution: int = 2) -> float:
@@ -275,7 +266,7 @@ def transform_fit(mni_to_subject: MniToSubject, t1: ImageLike) -> dict:
     """
     img = check_img(t1, name="t1")
     with _one_blas_thread():
-        data, affine, t1_mask = _t1_grid(img)
+        data, affine, t1_mask = t1_fit_grid(img)
         return _fit_on_grid(mni_to_subject.steps, data, affine, t1_mask)
 
 
@@ -458,7 +449,7 @@ def choose_matrix_kind(
     path = Path(path)
     img = check_img(t1, name="t1")
     with _one_blas_thread():
-        data, affine, t1_mask = _t1_grid(img)
+        data, affine, t1_mask = t1_fit_grid(img)
     readings: dict = {}
     per_kind: dict = {}
     for kind in _MATRIX_KINDS:
@@ -491,11 +482,7 @@ def choose_matrix_kind(
         probe = np.array([[-38.0, 44.0, 26.0], [-37.0, -21.0, 58.0], [-24.0, 64.0, 0.0]])
         a = readings["fsl"][0].matrix
         b = readings["affine"][0].matrix
-        gap = float(
-            np.linalg.norm(
-                (probe @ a[:3, :3].T + a[:3, 3]) - (probe @ b[:3, :3].T + b[:3, 3]), axis=1
-            ).max()
-        )
+        gap = float(np.linalg.norm(apply_affine(a, probe) - apply_affine(b, probe), axis=1).max())
         better = _clearly_better(readings["fsl"][1], readings["affine"][1])
         if gap > _SAME_READING_MM and better is not None:
             chosen = better

@@ -43,6 +43,7 @@ from typing import Literal
 
 import nibabel as nib
 import numpy as np
+from nibabel.affines import apply_affine
 
 from tmsplan.errors import FormatError, RegistrationError, SpaceError
 from tmsplan.headfit import (
@@ -57,6 +58,7 @@ from tmsplan.images import (
     ImageLike,
     check_img,
     file_sha256,
+    img_on_grid,
     voxel_to_world,
     world_to_voxel,
 )
@@ -244,7 +246,7 @@ class MniToSubject:
         self._check_frame(points, self.src_frame, "apply_points", "inverse_points")
         if self.is_linear:
             mat = self.matrix
-            return Points(points.xyz @ mat[:3, :3].T + mat[:3, 3], self.dst_frame)
+            return Points(apply_affine(mat, points.xyz), self.dst_frame)
         xyz = self._invert(points.xyz)
         self._check_inside(xyz, points.xyz, "MNI")
         return Points(xyz, self.dst_frame)
@@ -353,16 +355,13 @@ class MniToSubject:
         src_data = np.asarray(src.dataobj, dtype=np.float64)
         shape = tuple(int(s) for s in ref.shape[:3])
         if self.is_linear:
-            mapping = np.linalg.inv(src.affine) @ linear_part(self.steps) @ ref.affine
-            data = ndimage.affine_transform(
-                src_data,
-                mapping[:3, :3],
-                offset=mapping[:3, 3],
-                output_shape=shape,
-                order=order,
-                mode="constant",
-                cval=0.0,
-            )
+            from nibabel.processing import resample_from_to
+
+            # T1 voxel -> T1 world -> MNI world (points T1w -> MNI) -> MNI voxel
+            mni_grid = (shape, linear_part(self.steps) @ ref.affine)
+            floating = nib.Nifti1Image(src_data, src.affine)
+            resampled = resample_from_to(floating, mni_grid, order=order, mode="constant", cval=0.0)
+            data = np.asarray(resampled.dataobj)
         else:
             flat = np.zeros(int(np.prod(shape)))
             for start in range(0, flat.size, _CHUNK):
@@ -380,10 +379,7 @@ class MniToSubject:
                 "T1 transform: the image is probably not in the MNI frame, or the transform "
                 "belongs to another T1."
             )
-        out = nib.Nifti1Image(data, ref.affine)
-        out.set_qform(ref.affine, code=int(ref.header["qform_code"]) or 1)
-        out.set_sform(ref.affine, code=int(ref.header["sform_code"]) or 1)
-        return out
+        return img_on_grid(data, ref)
 
     # ------------------------------------------------------------------ record
 

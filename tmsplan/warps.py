@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from nibabel.affines import apply_affine
 
 from tmsplan.errors import FormatError, RegistrationError
 from tmsplan.images import world_to_voxel
@@ -72,6 +73,8 @@ class DisplacementField:
 
     def map(self, xyz: np.ndarray) -> np.ndarray:
         """Displace RAS+ points ``(n, 3)`` mm; points outside the grid are unchanged."""
+        # Hand-written on purpose: it reproduces ITK's DisplacementFieldTransform exactly
+        # (edge rule, identity outside), so points match antsApplyTransformsToPoints.
         from scipy import ndimage
 
         xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
@@ -113,7 +116,7 @@ def map_steps(steps: tuple[Step, ...], xyz: np.ndarray) -> np.ndarray:
         if isinstance(step, DisplacementField):
             out = step.map(out)
         else:
-            out = out @ step[:3, :3].T + step[:3, 3]
+            out = apply_affine(step, out)
     return out
 
 
@@ -159,7 +162,7 @@ def outside_fields(steps: tuple[Step, ...], xyz: np.ndarray) -> np.ndarray:
             out |= ~step.inside(cur)
             cur = step.map(cur)
         else:
-            cur = cur @ step[:3, :3].T + step[:3, 3]
+            cur = apply_affine(step, cur)
     return out
 
 

@@ -27,24 +27,24 @@ import numpy as np
 
 from tmsplan import __version__
 from tmsplan.errors import FormatError
-from tmsplan.export import (
+from tmsplan.export._common import (
+    Documents,
     Marker,
     NavigatorFile,
-    _check_space,
-    _clean_text,
-    _Documents,
-    _dumps,
-    _num,
-    _parse_float,
-    _pose_from_file,
-    _read_json,
-    _read_text,
-    _record_targets,
-    _write_documents,
+    check_space,
+    clean_text,
+    file_text,
+    float_text,
+    json_document,
+    json_text,
+    parse_float,
+    pose_from_file,
+    record_targets,
 )
+from tmsplan.outputs import write_files
 from tmsplan.spaces import SUBJECT_FRAME
 
-__all__ = ["MARKER_COLUMNS", "coordsystem_path", "write_bids", "read_bids"]
+__all__ = ["MARKER_COLUMNS", "coordsystem_path", "write_bids", "build_bids", "read_bids"]
 
 _XYZ = ("x", "y", "z")
 MARKER_COLUMNS = (
@@ -74,7 +74,7 @@ def coordsystem_path(markers_path: str | Path) -> Path:
 def _cells(values: Any) -> list[str]:
     if values is None:
         return [_NA] * 3
-    return [_num(v) for v in np.asarray(values, dtype=float).ravel()]
+    return [float_text(v) for v in np.asarray(values, dtype=float).ravel()]
 
 
 def write_bids(
@@ -96,19 +96,23 @@ def write_bids(
     list of pathlib.Path
         ``[markers.tsv, coordsystem.json]``.
     """
-    return _write_documents(_build_bids(record, path, space=space), overwrite=overwrite)
+    return write_files(build_bids(record, path, space=space), overwrite=overwrite)
 
 
-def _build_bids(record: dict, path: str | Path, *, space: str = "RAS") -> _Documents:
-    """The markers TSV and coordsystem JSON of :func:`write_bids`, in memory."""
-    _check_space("bids", space)
-    targets = _record_targets(record, "bids")
+def build_bids(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
+    """The markers TSV and coordsystem JSON of :func:`write_bids`, in memory.
+
+    Same arguments and checks as :func:`write_bids`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
+    """
+    check_space("bids", space)
+    targets = record_targets(record, "bids")
     path = Path(path)
     side = coordsystem_path(path)
     lines = ["\t".join(MARKER_COLUMNS)]
     for i, target in enumerate(targets):
         pose, src = target.pose, target.source
-        name = _clean_text(target.name) or _NA
+        name = clean_text(target.name) or _NA
         cells = [
             str(i + 1),
             name,
@@ -117,9 +121,11 @@ def _build_bids(record: dict, path: str | Path, *, space: str = "RAS") -> _Docum
             *_cells(pose[:3, 3]),
             *_cells(pose[:3, 2]),
             *_cells(pose[:3, 1]),
-            ",".join(_num(v) for v in pose.ravel()),
-            _NA if src.get("depth_mm") is None else _num(src["depth_mm"]),
-            _NA if src.get("coil_skin_distance_mm") is None else _num(src["coil_skin_distance_mm"]),
+            ",".join(float_text(v) for v in pose.ravel()),
+            _NA if src.get("depth_mm") is None else float_text(src["depth_mm"]),
+            _NA
+            if src.get("coil_skin_distance_mm") is None
+            else float_text(src["coil_skin_distance_mm"]),
         ]
         lines.append("\t".join(cells))
     t1 = record.get("t1") or {}
@@ -136,7 +142,7 @@ def _build_bids(record: dict, path: str | Path, *, space: str = "RAS") -> _Docum
     }
     if t1.get("sha256"):
         coordsystem["IntendedForSHA256"] = t1["sha256"]
-    text = _dumps(coordsystem, "bids")
+    text = json_text(coordsystem, "bids")
     # TSV has no quoting: names were cleaned of tabs and line breaks above
     return [(path, "\n".join(lines) + "\n"), (side, text)]
 
@@ -145,7 +151,7 @@ def _triple(row: dict, prefix: str, where: str) -> np.ndarray | None:
     cells = [row.get(f"{prefix}_{a}", _NA) for a in _XYZ]
     if all(c in (_NA, "", None) for c in cells):
         return None
-    return np.array([_parse_float(c, where=f"{where} {prefix}") for c in cells])
+    return np.array([parse_float(c, where=f"{where} {prefix}") for c in cells])
 
 
 def read_bids(path: str | Path) -> NavigatorFile:
@@ -170,7 +176,7 @@ def read_bids(path: str | Path) -> NavigatorFile:
     """
     path = Path(path)
     source = str(path)
-    text = _read_text(path)
+    text = file_text(path)
     reader = csv.DictReader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
     if not reader.fieldnames or "MarkerID" not in reader.fieldnames:
         raise FormatError(f"{source}: no MarkerID column; not a *_markers.tsv file.")
@@ -190,10 +196,10 @@ def read_bids(path: str | Path) -> NavigatorFile:
         pose = None
         matrix = row.get("Matrix_4x4")
         if matrix not in (None, "", _NA):
-            values = [_parse_float(v, where=f"{where} Matrix_4x4") for v in matrix.split(",")]
+            values = [parse_float(v, where=f"{where} Matrix_4x4") for v in matrix.split(",")]
             if len(values) != 16:
                 raise FormatError(f"{where}: Matrix_4x4 needs 16 numbers, got {len(values)}.")
-            pose = _pose_from_file(np.reshape(values, (4, 4)), name=where)
+            pose = pose_from_file(np.reshape(values, (4, 4)), name=where)
         else:
             centre = _triple(row, "coil", where)
             normal = _triple(row, "normal", where)
@@ -202,11 +208,11 @@ def read_bids(path: str | Path) -> NavigatorFile:
                 mat = np.eye(4)
                 mat[:3, :3] = np.column_stack([np.cross(handle, normal), handle, normal])
                 mat[:3, 3] = centre
-                pose = _pose_from_file(mat, name=where)
+                pose = pose_from_file(mat, name=where)
         info = {"marker_id": row["MarkerID"]}
         for key in ("depth_mm", "coil_skin_distance_mm"):
             value = row.get(key)
-            info[key] = None if value in (None, "", _NA) else _parse_float(value, where=where)
+            info[key] = None if value in (None, "", _NA) else parse_float(value, where=where)
         markers.append(
             Marker(
                 name,
@@ -220,7 +226,7 @@ def read_bids(path: str | Path) -> NavigatorFile:
     frame = SUBJECT_FRAME
     side = coordsystem_path(path)
     if side.exists():
-        meta = _read_json(side)
+        meta = json_document(side)
         if not isinstance(meta, dict):
             raise FormatError(
                 f"{side}: holds a JSON {type(meta).__name__}, expected an object with "

@@ -37,26 +37,27 @@ import numpy as np
 
 from tmsplan import __version__
 from tmsplan.errors import FormatError, RecordError
-from tmsplan.export import (
+from tmsplan.export._common import (
+    Documents,
     ExportWarning,
     Marker,
     NavigatorFile,
-    _check_space,
-    _clean_text,
-    _Documents,
-    _frame_default,
-    _parse_float,
-    _pose_from_file,
-    _read_text,
-    _record_targets,
-    _write_documents,
+    check_space,
+    clean_text,
+    default_frame,
+    file_text,
+    parse_float,
+    pose_from_file,
+    record_targets,
 )
+from tmsplan.outputs import write_files
 
 __all__ = [
     "BRAINSIGHT_FROM_CANONICAL",
     "NIFTI_XFORM_NAMES",
     "brainsight_coordinate_system",
     "write_brainsight",
+    "build_brainsight",
     "read_brainsight",
 ]
 
@@ -175,7 +176,7 @@ def _header(coordinate_system: str, version: int) -> list[str]:
 def _cell_name(name: str, index: int) -> str:
     # a tab or newline would break the table, a semicolon splits a value, and a
     # leading '#' would turn the row into a header line
-    text = _clean_text(name, replace=";").lstrip("# ")
+    text = clean_text(name, replace=";").lstrip("# ")
     return text or f"target {index + 1}"
 
 
@@ -204,16 +205,20 @@ def write_brainsight(
     -------
     list of pathlib.Path
     """
-    docs = _build_brainsight(record, path, space=space, version=version)
-    return _write_documents(docs, overwrite=overwrite)
+    docs = build_brainsight(record, path, space=space, version=version)
+    return write_files(docs, overwrite=overwrite)
 
 
-def _build_brainsight(
+def build_brainsight(
     record: dict, path: str | Path, *, space: str = "RAS", version: int = 14
-) -> _Documents:
-    """The targets text of :func:`write_brainsight`, in memory."""
-    _check_space("brainsight", space)
-    targets = _record_targets(record, "brainsight")
+) -> Documents:
+    """The targets text of :func:`write_brainsight`, in memory.
+
+    Same arguments and checks as :func:`write_brainsight`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
+    """
+    check_space("brainsight", space)
+    targets = record_targets(record, "brainsight")
     if not isinstance(record.get("t1"), dict):
         raise RecordError("record['t1'] is missing; Brainsight needs the T1's qform/sform codes.")
     coordinate_system = brainsight_coordinate_system(record["t1"], version=version)
@@ -283,7 +288,7 @@ def read_brainsight(path: str | Path, *, frame: str | None = None) -> NavigatorF
     """
     path = Path(path)
     source = str(path)
-    lines = _read_text(path).splitlines()
+    lines = file_text(path).splitlines()
     header, tables = _split_tables(lines, source)
     if "version" not in header and not tables:
         raise FormatError(
@@ -332,11 +337,11 @@ def read_brainsight(path: str | Path, *, frame: str | None = None) -> NavigatorF
             values = [row.get(c) for c in (*_LOC, *_ROT)]
             pose = None
             if all(v is not None for v in values):
-                nums = [_parse_float(v, where=where) for v in values]
+                nums = [parse_float(v, where=where) for v in values]
                 mat = np.eye(4)
                 mat[:3, 3] = nums[:3]
                 mat[:3, :3] = np.array(nums[3:]).reshape(3, 3).T  # rows of mCnR are columns
-                pose = _pose_from_file(mat @ BRAINSIGHT_FROM_CANONICAL, name=where)
+                pose = pose_from_file(mat @ BRAINSIGHT_FROM_CANONICAL, name=where)
             info = {c: v for c, v in row.items() if c not in (columns[0], *_LOC, *_ROT)}
             markers.append(Marker(name, pose=pose, kind=kind, info=info))
     return NavigatorFile(
@@ -344,6 +349,6 @@ def read_brainsight(path: str | Path, *, frame: str | None = None) -> NavigatorF
         path=path,
         markers=tuple(markers),
         file_space="RAS",
-        frame=_frame_default(frame),
+        frame=default_frame(frame),
         meta=meta,
     )

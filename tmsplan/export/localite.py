@@ -37,26 +37,28 @@ import numpy as np
 
 from tmsplan import __version__
 from tmsplan.errors import FormatError, RecordError
-from tmsplan.export import (
+from tmsplan.export._common import (
+    Documents,
     Marker,
     NavigatorFile,
-    _check_space,
-    _clean_text,
-    _Documents,
-    _frame_default,
-    _num,
-    _parse_float,
-    _pose_from_file,
-    _record_targets,
-    _timestamp,
-    _world,
-    _write_documents,
+    check_space,
+    clean_text,
+    default_frame,
+    file_timestamp,
+    float_text,
+    parse_float,
+    pose_from_file,
+    record_targets,
+    world_from_ras,
 )
+from tmsplan.outputs import write_files
 
 __all__ = [
     "LOCALITE_FROM_CANONICAL",
     "write_localite",
+    "build_localite",
     "write_localite_entrytarget",
+    "build_localite_entrytarget",
     "read_localite",
     "localite_filename",
     "localite_marker_path",
@@ -92,7 +94,7 @@ def localite_filename(kind: str = "InstrumentMarker", when: datetime | None = No
     when : datetime, optional
         Default now.
     """
-    return f"{kind}{_timestamp(when)}.xml"
+    return f"{kind}{file_timestamp(when)}.xml"
 
 
 def localite_marker_path(session_folder: str | Path, *, when: datetime | None = None) -> Path:
@@ -136,14 +138,18 @@ def write_localite(
     list of pathlib.Path
         ``[path]``.
     """
-    return _write_documents(_build_localite(record, path, space=space), overwrite=overwrite)
+    return write_files(build_localite(record, path, space=space), overwrite=overwrite)
 
 
-def _build_localite(record: dict, path: str | Path, *, space: str = "RAS") -> _Documents:
-    """The InstrumentMarker XML of :func:`write_localite`, in memory."""
-    space = _check_space("localite", space)
-    targets = _record_targets(record, "localite")
-    world = _world(space)
+def build_localite(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
+    """The InstrumentMarker XML of :func:`write_localite`, in memory.
+
+    Same arguments and checks as :func:`write_localite`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
+    """
+    space = check_space("localite", space)
+    targets = record_targets(record, "localite")
+    world = world_from_ras(space)
     root = ET.Element("InstrumentMarkerList", {"coordinateSpace": space})
     root.append(ET.Comment(_NOTE.format(version=__version__, space=space)))
     for i, target in enumerate(targets):
@@ -158,7 +164,7 @@ def _build_localite(record: dict, path: str | Path, *, space: str = "RAS") -> _D
             {
                 "additionalInformation": "",
                 "color": _COLOURS[i % len(_COLOURS)],
-                "description": _clean_text(target.name),
+                "description": clean_text(target.name),
                 "set": "true",
             },
         )
@@ -166,7 +172,7 @@ def _build_localite(record: dict, path: str | Path, *, space: str = "RAS") -> _D
         ET.SubElement(
             marker,
             "Matrix4D",
-            {f"data{r}{c}": _num(mat[r, c]) for r in range(4) for c in range(4)},
+            {f"data{r}{c}": float_text(mat[r, c]) for r in range(4) for c in range(4)},
         )
     return [(Path(path), _serialise(root))]
 
@@ -186,7 +192,7 @@ def _point_marker(parent: ET.Element, tag: str, index: int, colour: str, name: s
             "set": "true",
         },
     )
-    ET.SubElement(marker, "ColVec3D", {f"data{k}": _num(xyz[k]) for k in range(3)})
+    ET.SubElement(marker, "ColVec3D", {f"data{k}": float_text(xyz[k]) for k in range(3)})
 
 
 def write_localite_entrytarget(
@@ -210,28 +216,28 @@ def write_localite_entrytarget(
     -------
     list of pathlib.Path
     """
-    return _write_documents(
-        _build_localite_entrytarget(record, path, space=space), overwrite=overwrite
-    )
+    return write_files(build_localite_entrytarget(record, path, space=space), overwrite=overwrite)
 
 
-def _build_localite_entrytarget(
-    record: dict, path: str | Path, *, space: str = "RAS"
-) -> _Documents:
-    """The EntryTarget XML of :func:`write_localite_entrytarget`, in memory."""
-    space = _check_space("localite-entrytarget", space)
-    targets = _record_targets(record, "localite-entrytarget")
+def build_localite_entrytarget(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
+    """The EntryTarget XML of :func:`write_localite_entrytarget`, in memory.
+
+    Same arguments and checks as :func:`write_localite_entrytarget`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
+    """
+    space = check_space("localite-entrytarget", space)
+    targets = record_targets(record, "localite-entrytarget")
     for target in targets:
         if target.scalp is None or target.cortical is None:
             raise RecordError(
                 f"target {target.name!r} lacks scalp_mm or cortical_mm; an EntryTarget file "
                 "needs both. Re-run the plan."
             )
-    flip = _world(space)[:3, :3]
+    flip = world_from_ras(space)[:3, :3]
     root = ET.Element("EntryTargetList", {"coordinateSpace": space})
     root.append(ET.Comment(_NOTE.format(version=__version__, space=space).split("Matrix")[0]))
     for i, target in enumerate(targets):
-        name = _clean_text(target.name)
+        name = clean_text(target.name)
         _point_marker(root, "Entry", i, "#00ff00", name, flip @ target.scalp)
         _point_marker(root, "Target", i, "#00ffff", name, flip @ target.cortical)
     return [(Path(path), _serialise(root))]
@@ -248,7 +254,7 @@ def _matrix4d(elem: ET.Element, where: str) -> np.ndarray:
             key = f"data{r}{c}"
             if key not in elem.attrib:
                 raise FormatError(f"{where}: Matrix4D lacks {key}.")
-            mat[r, c] = _parse_float(elem.attrib[key], where=f"{where} {key}")
+            mat[r, c] = parse_float(elem.attrib[key], where=f"{where} {key}")
     return mat
 
 
@@ -256,7 +262,7 @@ def _colvec(elem: ET.Element, where: str) -> np.ndarray:
     keys = ("data0", "data1", "data2")
     if any(k not in elem.attrib for k in keys):
         raise FormatError(f"{where}: ColVec3D needs data0, data1 and data2.")
-    return np.array([_parse_float(elem.attrib[k], where=f"{where} {k}") for k in keys])
+    return np.array([parse_float(elem.attrib[k], where=f"{where} {k}") for k in keys])
 
 
 def _space_of(root: ET.Element, source: str) -> str:
@@ -306,7 +312,7 @@ def read_localite(path: str | Path, *, frame: str | None = None) -> NavigatorFil
         # LookupError: an unknown encoding in the XML declaration
         raise FormatError(f"{source}: cannot read it as XML ({exc}).") from None
     space = _space_of(root, source)
-    world = _world(space)
+    world = world_from_ras(space)
     markers: list[Marker] = []
     if root.tag == "InstrumentMarkerList":
         for i, holder in enumerate(root.iter("InstrumentMarker")):
@@ -317,7 +323,7 @@ def read_localite(path: str | Path, *, frame: str | None = None) -> NavigatorFil
             name = marker.get("description", "")
             where = f"{source}: marker {name!r}"
             raw = _matrix4d(matrix, where)
-            pose = _pose_from_file(world @ raw @ LOCALITE_FROM_CANONICAL, name=where)
+            pose = pose_from_file(world @ raw @ LOCALITE_FROM_CANONICAL, name=where)
             info = {"color": marker.get("color"), "set": marker.get("set") == "true"}
             markers.append(Marker(name, pose=pose, kind="target", info=info))
     elif root.tag == "EntryTargetList":
@@ -354,7 +360,7 @@ def read_localite(path: str | Path, *, frame: str | None = None) -> NavigatorFil
             raw = _matrix4d(matrix, where)
             tracked = not _is_untracked(raw)
             pose = (
-                _pose_from_file(world @ raw @ LOCALITE_FROM_CANONICAL, name=where)
+                pose_from_file(world @ raw @ LOCALITE_FROM_CANONICAL, name=where)
                 if tracked
                 else None
             )
@@ -379,6 +385,6 @@ def read_localite(path: str | Path, *, frame: str | None = None) -> NavigatorFil
         path=path,
         markers=tuple(markers),
         file_space=space,
-        frame=_frame_default(frame),
+        frame=default_frame(frame),
         meta={"root": root.tag, **{k: v for k, v in root.attrib.items() if k != "coordinateSpace"}},
     )

@@ -49,22 +49,28 @@ from typing import Any
 import numpy as np
 
 from tmsplan.errors import FormatError
-from tmsplan.export import (
+from tmsplan.export._common import (
+    Documents,
     Marker,
     NavigatorFile,
-    _check_space,
-    _clean_text,
-    _Documents,
-    _dumps,
-    _frame_default,
-    _parse_float,
-    _pose_from_file,
-    _read_json,
-    _record_targets,
-    _write_documents,
+    check_space,
+    clean_text,
+    default_frame,
+    json_document,
+    json_text,
+    parse_float,
+    pose_from_file,
+    record_targets,
 )
+from tmsplan.outputs import write_files
 
-__all__ = ["NAVINIBS_FROM_TMSPLAN", "NAVINIBS_TARGET_KEYS", "write_navinibs", "read_navinibs"]
+__all__ = [
+    "NAVINIBS_FROM_TMSPLAN",
+    "NAVINIBS_TARGET_KEYS",
+    "write_navinibs",
+    "build_navinibs",
+    "read_navinibs",
+]
 
 NAVINIBS_FROM_TMSPLAN = np.diag([1.0, -1.0, -1.0, 1.0])
 """Right-multiply a coil matrix by this to swap tmsplan and NaviNIBS coil axes (self-inverse)."""
@@ -110,14 +116,18 @@ def write_navinibs(
     list of pathlib.Path
         The file written.
     """
-    return _write_documents(_build_navinibs(record, path, space=space), overwrite=overwrite)
+    return write_files(build_navinibs(record, path, space=space), overwrite=overwrite)
 
 
-def _build_navinibs(record: dict, path: str | Path, *, space: str = "RAS") -> _Documents:
-    """The targets JSON of :func:`write_navinibs`, in memory."""
-    _check_space("navinibs", space)
-    targets = _record_targets(record, "navinibs")
-    keys = _unique_keys([_clean_text(t.name) for t in targets])
+def build_navinibs(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
+    """The targets JSON of :func:`write_navinibs`, in memory.
+
+    Same arguments and checks as :func:`write_navinibs`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
+    """
+    check_space("navinibs", space)
+    targets = record_targets(record, "navinibs")
+    keys = _unique_keys([clean_text(t.name) for t in targets])
     entries = []
     for key, target in zip(keys, targets, strict=True):
         entries.append(
@@ -129,7 +139,7 @@ def _build_navinibs(record: dict, path: str | Path, *, space: str = "RAS") -> _D
                 "coilToMRITransf": (target.pose @ NAVINIBS_FROM_TMSPLAN).tolist(),
             }
         )
-    return [(Path(path), _dumps({"targets": entries}, "navinibs"))]
+    return [(Path(path), json_text({"targets": entries}, "navinibs"))]
 
 
 def _numbers(value: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
@@ -141,7 +151,7 @@ def _numbers(value: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
         raise FormatError(
             f"{where}: expected {'x'.join(map(str, shape))} numbers, got {value!r:.120}."
         )
-    return np.array([_parse_float(v, where=where) for v in arr.ravel()]).reshape(shape)
+    return np.array([parse_float(v, where=where) for v in arr.ravel()]).reshape(shape)
 
 
 def read_navinibs(path: str | Path, *, frame: str | None = None) -> NavigatorFile:
@@ -174,7 +184,7 @@ def read_navinibs(path: str | Path, *, frame: str | None = None) -> NavigatorFil
     """
     path = Path(path)
     source = str(path)
-    doc = _read_json(path)
+    doc = json_document(path)
     items = doc.get("targets") if isinstance(doc, dict) else doc
     if not isinstance(items, list):
         raise FormatError(
@@ -196,14 +206,12 @@ def read_navinibs(path: str | Path, *, frame: str | None = None) -> NavigatorFil
         pose = None
         if item.get("coilToMRITransf") is not None:
             matrix = _numbers(item["coilToMRITransf"], (4, 4), f"{where} coilToMRITransf")
-            pose = _pose_from_file(matrix @ NAVINIBS_FROM_TMSPLAN, name=f"{where} coilToMRITransf")
+            pose = pose_from_file(matrix @ NAVINIBS_FROM_TMSPLAN, name=f"{where} coilToMRITransf")
         info: dict[str, Any] = {
             key: value for key, value in item.items() if key not in NAVINIBS_TARGET_KEYS
         }
         if item.get("depthOffset") is not None:
-            info["depth_offset_mm"] = _parse_float(
-                item["depthOffset"], where=f"{where} depthOffset"
-            )
+            info["depth_offset_mm"] = parse_float(item["depthOffset"], where=f"{where} depthOffset")
         markers.append(
             Marker(
                 name,
@@ -219,6 +227,6 @@ def read_navinibs(path: str | Path, *, frame: str | None = None) -> NavigatorFil
         path=path,
         markers=tuple(markers),
         file_space="RAS",
-        frame=_frame_default(frame),
+        frame=default_frame(frame),
         meta={},
     )

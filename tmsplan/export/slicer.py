@@ -22,23 +22,23 @@ from typing import Any
 import numpy as np
 
 from tmsplan.errors import FormatError
-from tmsplan.export import (
+from tmsplan.export._common import (
+    Documents,
     Marker,
     NavigatorFile,
-    _check_space,
-    _clean_text,
-    _Documents,
-    _dumps,
-    _frame_default,
-    _parse_float,
-    _pose_from_file,
-    _read_json,
-    _record_targets,
-    _world,
-    _write_documents,
+    check_space,
+    clean_text,
+    default_frame,
+    json_document,
+    json_text,
+    parse_float,
+    pose_from_file,
+    record_targets,
+    world_from_ras,
 )
+from tmsplan.outputs import write_files
 
-__all__ = ["SLICER_SCHEMA", "write_slicer", "read_slicer"]
+__all__ = ["SLICER_SCHEMA", "write_slicer", "build_slicer", "read_slicer"]
 
 SLICER_SCHEMA = (
     "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/"
@@ -81,19 +81,23 @@ def write_slicer(
     -------
     list of pathlib.Path
     """
-    return _write_documents(_build_slicer(record, path, space=space), overwrite=overwrite)
+    return write_files(build_slicer(record, path, space=space), overwrite=overwrite)
 
 
-def _build_slicer(record: dict, path: str | Path, *, space: str = "RAS") -> _Documents:
-    """The markups JSON of :func:`write_slicer`, in memory."""
-    space = _check_space("slicer", space)
-    targets = _record_targets(record, "slicer")
-    world = _world(space)
+def build_slicer(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
+    """The markups JSON of :func:`write_slicer`, in memory.
+
+    Same arguments and checks as :func:`write_slicer`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
+    """
+    space = check_space("slicer", space)
+    targets = record_targets(record, "slicer")
+    world = world_from_ras(space)
     markups = []
     for target in targets:
         pose = world @ target.pose
         rot = pose[:3, :3]
-        name = _clean_text(target.name)
+        name = clean_text(target.name)
         points = [_control_point("coil", f"{name} coil", pose[:3, 3], rot)]
         for role, xyz in (("cortex", target.cortical), ("scalp", target.scalp)):
             if xyz is not None:
@@ -112,14 +116,14 @@ def _build_slicer(record: dict, path: str | Path, *, space: str = "RAS") -> _Doc
             }
         )
     doc = {"@schema": SLICER_SCHEMA, "markups": markups}
-    text = _dumps(doc, "slicer")
+    text = json_text(doc, "slicer")
     return [(Path(path), text)]
 
 
 def _vector(values: Any, size: int, where: str) -> np.ndarray:
     if not isinstance(values, list) or len(values) != size:
         raise FormatError(f"{where}: expected a list of {size} numbers, got {values!r}.")
-    return np.array([_parse_float(v, where=where) for v in values])
+    return np.array([parse_float(v, where=where) for v in values])
 
 
 def read_slicer(path: str | Path, *, frame: str | None = None) -> NavigatorFile:
@@ -151,7 +155,7 @@ def read_slicer(path: str | Path, *, frame: str | None = None) -> NavigatorFile:
     """
     path = Path(path)
     source = str(path)
-    doc = _read_json(path)
+    doc = json_document(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("markups"), list):
         raise FormatError(f"{source}: no 'markups' list; not a Slicer .mrk.json file.")
     markers: list[Marker] = []
@@ -169,7 +173,7 @@ def read_slicer(path: str | Path, *, frame: str | None = None) -> NavigatorFile:
         if units not in ("mm", ["mm", "UCUM", "millimeter"]):
             raise FormatError(f"{source}: markup #{i} units {units!r}; tmsplan reads mm.")
         spaces.append(space)
-        world = _world(space)
+        world = world_from_ras(space)
         name = str(markup.get("name", ""))
         found: dict[str, tuple[str, np.ndarray, np.ndarray | None]] = {}
         loose = []
@@ -210,7 +214,7 @@ def read_slicer(path: str | Path, *, frame: str | None = None) -> NavigatorFile:
             markers.append(
                 Marker(
                     name,
-                    pose=_pose_from_file(pose, name=where),
+                    pose=pose_from_file(pose, name=where),
                     cortical_mm=found["cortex"][1] if "cortex" in found else None,
                     scalp_mm=found["scalp"][1] if "scalp" in found else None,
                 )
@@ -222,13 +226,13 @@ def read_slicer(path: str | Path, *, frame: str | None = None) -> NavigatorFile:
             if rot is not None:
                 mat = np.eye(4)
                 mat[:3, :3], mat[:3, 3] = rot, xyz
-                pose = _pose_from_file(mat, name=where)
+                pose = pose_from_file(mat, name=where)
             markers.append(Marker(label, pose=pose, kind="point", info={"position_mm": xyz}))
     return NavigatorFile(
         format="slicer",
         path=path,
         markers=tuple(markers),
         file_space=spaces[0] if spaces else "RAS",
-        frame=_frame_default(frame),
+        frame=default_frame(frame),
         meta={"schema": doc.get("@schema")},
     )

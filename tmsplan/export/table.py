@@ -26,24 +26,32 @@ import numpy as np
 
 from tmsplan import __version__
 from tmsplan.errors import FormatError
-from tmsplan.export import (
+from tmsplan.export._common import (
+    Documents,
     Marker,
     NavigatorFile,
-    _check_space,
-    _clean_text,
-    _Documents,
-    _dumps,
-    _num,
-    _parse_float,
-    _pose_from_file,
-    _read_json,
-    _read_text,
-    _record_targets,
-    _write_documents,
+    check_space,
+    clean_text,
+    file_text,
+    float_text,
+    json_document,
+    json_text,
+    parse_float,
+    pose_from_file,
+    record_targets,
 )
+from tmsplan.outputs import write_files
 from tmsplan.spaces import SUBJECT_FRAME
 
-__all__ = ["CSV_COLUMNS", "write_csv", "read_csv", "write_json", "read_json"]
+__all__ = [
+    "CSV_COLUMNS",
+    "write_csv",
+    "build_csv",
+    "read_csv",
+    "write_json",
+    "build_json",
+    "read_json",
+]
 
 _XYZ = ("x", "y", "z")
 
@@ -74,7 +82,7 @@ _AXES_NOTE = "columns of coil_matrix: x axis, y axis (handle), z axis (into the 
 
 
 def _safe_cell(text: Any) -> str:
-    out = _clean_text("" if text is None else text)
+    out = clean_text("" if text is None else text)
     return "'" + out if out.startswith(_FORMULA) else out
 
 
@@ -85,11 +93,11 @@ def _unsafe_cell(text: str) -> str:
 def _opt(value: Any) -> list[str]:
     if value is None:
         return ["", "", ""]
-    return [_num(v) for v in np.asarray(value, dtype=float).ravel()]
+    return [float_text(v) for v in np.asarray(value, dtype=float).ravel()]
 
 
 def _scalar(value: Any) -> str:
-    return "" if value is None else _num(value)
+    return "" if value is None else float_text(value)
 
 
 def write_csv(
@@ -108,13 +116,17 @@ def write_csv(
     -------
     list of pathlib.Path
     """
-    return _write_documents(_build_csv(record, path, space=space), overwrite=overwrite)
+    return write_files(build_csv(record, path, space=space), overwrite=overwrite)
 
 
-def _build_csv(record: dict, path: str | Path, *, space: str = "RAS") -> _Documents:
-    """The CSV table of :func:`write_csv`, in memory."""
-    _check_space("csv", space)
-    targets = _record_targets(record, "csv")
+def build_csv(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
+    """The CSV table of :func:`write_csv`, in memory.
+
+    Same arguments and checks as :func:`write_csv`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
+    """
+    check_space("csv", space)
+    targets = record_targets(record, "csv")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -146,7 +158,7 @@ def _point(row: dict, prefix: str, where: str) -> np.ndarray | None:
     cells = [row.get(c) or "" for c in _triple(prefix)]
     if all(c == "" for c in cells):
         return None
-    return np.array([_parse_float(c, where=f"{where} {prefix}") for c in cells])
+    return np.array([parse_float(c, where=f"{where} {prefix}") for c in cells])
 
 
 def _bool(text: str, where: str) -> bool:
@@ -175,7 +187,7 @@ def read_csv(path: str | Path) -> NavigatorFile:
     """
     path = Path(path)
     source = str(path)
-    text = _read_text(path)
+    text = file_text(path)
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
@@ -200,12 +212,12 @@ def read_csv(path: str | Path) -> NavigatorFile:
             mat = np.eye(4)
             mat[:3, :3] = np.column_stack(axes)
             mat[:3, 3] = centre
-            pose = _pose_from_file(mat, name=where)
+            pose = pose_from_file(mat, name=where)
         info = {
             "reachable": _bool(row["reachable"], where),
             "unreachable_reason": _unsafe_cell(row["unreachable_reason"]) or None,
-            "depth_mm": _parse_float(row["depth_mm"], where=where) if row["depth_mm"] else None,
-            "coil_skin_distance_mm": _parse_float(row["coil_skin_distance_mm"], where=where)
+            "depth_mm": parse_float(row["depth_mm"], where=where) if row["depth_mm"] else None,
+            "coil_skin_distance_mm": parse_float(row["coil_skin_distance_mm"], where=where)
             if row["coil_skin_distance_mm"]
             else None,
             "handle_direction": _point(row, "handle", where),
@@ -257,13 +269,17 @@ def write_json(
     -------
     list of pathlib.Path
     """
-    return _write_documents(_build_json(record, path, space=space), overwrite=overwrite)
+    return write_files(build_json(record, path, space=space), overwrite=overwrite)
 
 
-def _build_json(record: dict, path: str | Path, *, space: str = "RAS") -> _Documents:
-    """The JSON document of :func:`write_json`, in memory."""
-    _check_space("json", space)
-    targets = _record_targets(record, "json")
+def build_json(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
+    """The JSON document of :func:`write_json`, in memory.
+
+    Same arguments and checks as :func:`write_json`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
+    """
+    check_space("json", space)
+    targets = record_targets(record, "json")
     t1 = record.get("t1") or {}
     rows = []
     for target in targets:
@@ -295,7 +311,7 @@ def _build_json(record: dict, path: str | Path, *, space: str = "RAS") -> _Docum
         "t1": {"path": t1.get("path"), "sha256": t1.get("sha256")},
         "targets": rows,
     }
-    text = _dumps(doc, "json")
+    text = json_text(doc, "json")
     return [(Path(path), text)]
 
 
@@ -318,7 +334,7 @@ def _json_number(item: dict, key: str, where: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise FormatError(f"{where}: {key} must be a number or null, got {value!r:.60}.")
-    return _parse_float(value, where=f"{where} {key}")
+    return parse_float(value, where=f"{where} {key}")
 
 
 def read_json(path: str | Path) -> NavigatorFile:
@@ -339,7 +355,7 @@ def read_json(path: str | Path) -> NavigatorFile:
     """
     path = Path(path)
     source = str(path)
-    doc = _read_json(path)
+    doc = json_document(path)
     if not isinstance(doc, dict) or doc.get("format") != "tmsplan-targets":
         raise FormatError(f"{source}: not a tmsplan targets JSON (format != 'tmsplan-targets').")
     items = doc.get("targets")
@@ -367,7 +383,7 @@ def read_json(path: str | Path) -> NavigatorFile:
             raise FormatError(
                 f"{where}: coil_matrix must be a list of 4 rows of 4 numbers, got {rows!r:.120}."
             )
-        mat = np.array([[_parse_float(v, where=f"{where} coil_matrix") for v in r] for r in rows])
+        mat = np.array([[parse_float(v, where=f"{where} coil_matrix") for v in r] for r in rows])
         reachable = item.get("reachable", True)
         if not isinstance(reachable, bool):
             raise FormatError(f"{where}: reachable must be true or false, got {reachable!r:.60}.")
@@ -382,7 +398,7 @@ def read_json(path: str | Path) -> NavigatorFile:
         markers.append(
             Marker(
                 name,
-                pose=_pose_from_file(mat, name=where),
+                pose=pose_from_file(mat, name=where),
                 cortical_mm=_json_point(item.get("cortical_mm"), where),
                 scalp_mm=_json_point(item.get("scalp_mm"), where),
                 info=info,

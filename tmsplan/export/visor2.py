@@ -21,22 +21,22 @@ import numpy as np
 
 from tmsplan import __version__
 from tmsplan.errors import FormatError, RecordError, SpaceError
-from tmsplan.export import (
+from tmsplan.export._common import (
+    Documents,
     Marker,
     NavigatorFile,
-    _check_space,
-    _clean_text,
-    _Documents,
-    _dumps,
-    _frame_default,
-    _parse_float,
-    _pose_from_file,
-    _read_json,
-    _record_targets,
-    _write_documents,
+    check_space,
+    clean_text,
+    default_frame,
+    json_document,
+    json_text,
+    parse_float,
+    pose_from_file,
+    record_targets,
 )
+from tmsplan.outputs import write_files
 
-__all__ = ["visor2_fingerprint", "check_fingerprint", "write_visor2", "read_visor2"]
+__all__ = ["visor2_fingerprint", "check_fingerprint", "write_visor2", "build_visor2", "read_visor2"]
 
 _FINGERPRINT_ATOL = 1e-5
 
@@ -148,13 +148,17 @@ def write_visor2(
     -------
     list of pathlib.Path
     """
-    return _write_documents(_build_visor2(record, path, space=space), overwrite=overwrite)
+    return write_files(build_visor2(record, path, space=space), overwrite=overwrite)
 
 
-def _build_visor2(record: dict, path: str | Path, *, space: str = "RAS") -> _Documents:
-    """The ``.mrk`` JSON of :func:`write_visor2`, in memory."""
-    _check_space("visor2", space)
-    targets = _record_targets(record, "visor2")
+def build_visor2(record: dict, path: str | Path, *, space: str = "RAS") -> Documents:
+    """The ``.mrk`` JSON of :func:`write_visor2`, in memory.
+
+    Same arguments and checks as :func:`write_visor2`, without ``overwrite``;
+    returns each file's ``(path, text)``, main file first.
+    """
+    check_space("visor2", space)
+    targets = record_targets(record, "visor2")
     if not isinstance(record.get("t1"), dict):
         raise RecordError("record['t1'] is missing; visor2 needs the T1's qform fingerprint.")
     fingerprint = visor2_fingerprint(record["t1"])
@@ -168,7 +172,7 @@ def _build_visor2(record: dict, path: str | Path, *, space: str = "RAS") -> _Doc
         "TargetMarkers": [
             {
                 "CoilTarget": {
-                    "Name": _clean_text(target.name),
+                    "Name": clean_text(target.name),
                     "CoordinateSystem": "ASSOCIATED_IMAGE",
                     "PositionalUnit": "mm",
                     "CoilAxesConvention": "simnibs",
@@ -179,7 +183,7 @@ def _build_visor2(record: dict, path: str | Path, *, space: str = "RAS") -> _Doc
             for target in targets
         ],
     }
-    text = _dumps(doc, "visor2")
+    text = json_text(doc, "visor2")
     return [(Path(path), text)]
 
 
@@ -214,7 +218,7 @@ def read_visor2(
     """
     path = Path(path)
     source = str(path)
-    doc = _read_json(path)
+    doc = json_document(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("TargetMarkers"), list):
         raise FormatError(f"{source}: no 'TargetMarkers' list; not a visor2 .mrk file.")
     config = doc.get("Configuration")
@@ -287,8 +291,8 @@ def read_visor2(
                 f"{where}: RigidTransformMatrix4x4 must be a list of 4 rows of 4 numbers, got "
                 f"{rows!r:.120}."
             )
-        mat = np.array([[_parse_float(v, where=where) for v in row] for row in rows])
-        pose = _pose_from_file(mat, name=where)
+        mat = np.array([[parse_float(v, where=where) for v in row] for row in rows])
+        pose = pose_from_file(mat, name=where)
         markers.append(
             Marker(name, pose=pose, kind="target", info={"coil": target.get("CoilInfo")})
         )
@@ -297,6 +301,6 @@ def read_visor2(
         path=path,
         markers=tuple(markers),
         file_space="RAS",
-        frame=_frame_default(frame),
+        frame=default_frame(frame),
         meta={"source": config.get("SourceInfo"), "fingerprint": fingerprint},
     )

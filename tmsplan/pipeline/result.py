@@ -14,13 +14,8 @@ import numpy as np
 from tmsplan import __version__
 from tmsplan.images import ImageLike, file_sha256, image_source
 from tmsplan.projection import COIL_AXES, DEFAULT_MIDLINE_MM, HANDLE_RULE, CoilPlacement
-from tmsplan.record import SCHEMA_VERSION, t1_description
+from tmsplan.record import DISCLAIMER, SCHEMA_VERSION, t1_description
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, CoilPoses, Points
-
-DISCLAIMER = (
-    "tmsplan is a research planning aid: geometry (where, how deep, which way), not an "
-    "E-field model. A clinician must review every target before use."
-)
 
 
 def _vector(value: Any) -> np.ndarray | None:

@@ -6,7 +6,6 @@ Pictures inlined as ``data:`` URIs, the vtk.js 3D view in an ``<iframe srcdoc>``
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import json
 import math
@@ -21,8 +20,8 @@ import numpy as np
 from tmsplan import __version__, interrupts
 from tmsplan.errors import RecordError, TmsplanWarning
 from tmsplan.images import ImageLike, check_img, file_sha256
-from tmsplan.outputs import check_writable, write_bytes
-from tmsplan.record import check_record, target_pose
+from tmsplan.outputs import check_writable, write_bytes, write_files
+from tmsplan.record import DISCLAIMER, check_record, target_pose
 from tmsplan.render._vtk import png_bytes, read_png
 from tmsplan.render.html import inert_urls
 
@@ -39,10 +38,6 @@ __all__ = [
 REPORT_FILENAME = "report.html"
 MAX_REPORT_BYTES = 3_000_000
 """Size budget of one plan's report (pictures are re-encoded smaller to fit)."""
-DISCLAIMER = (
-    "Research planning aid, not an E-field model: geometry only (where, how deep, which "
-    "way). A clinician reviews every target before use."
-)
 PICTURE_DIRNAME = "pictures"
 _SCENE_BUDGET = 1_800_000  # characters of the interactive view's HTML
 _VIEW_CAPTIONS = {
@@ -739,7 +734,7 @@ def make_report(
     report = _report_bytes(record, pictures, scene, warnings, geometry)
     files = [(picture_dir / f"{name}.png", data) for name, data in pictures.items()]
     files.append((out_dir / REPORT_FILENAME, report))
-    return _write_all(files, overwrite=overwrite)[-1]
+    return write_files(files, overwrite=overwrite)[-1]
 
 
 _CAP_LABELS = (
@@ -767,27 +762,3 @@ def _cap_landmarks(record: Mapping) -> dict:
     if odd and beam.get("point_mm"):
         keep["Beam F3"] = beam["point_mm"]
     return keep
-
-
-def _write_all(files: Sequence[tuple[Path, bytes]], *, overwrite: bool) -> list[Path]:
-    """Write each file atomically; on a failure remove the ones this call created."""
-    for path, _ in files:
-        check_writable(path, overwrite=overwrite)
-    folders = {parent for path, _ in files for parent in (path, *path.parents)}
-    new_folders = sorted((f for f in folders if not f.exists()), key=lambda f: -len(f.parts))
-    created: list[Path] = []
-    try:
-        for path, data in files:
-            existed = path.exists()
-            write_bytes(path, data, overwrite=overwrite)
-            if not existed:
-                created.append(path)
-    except BaseException:
-        for path in created:
-            with contextlib.suppress(OSError):
-                path.unlink()
-        for folder in new_folders:  # deepest first; only the empty ones go
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
-    return [path for path, _ in files]
