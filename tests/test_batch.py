@@ -46,7 +46,8 @@ def cohort(tmp_path_factory):
     data.mkdir()
     mni = load_mni_head(2)
     transforms = _transforms()
-    lines = ["subject\tt1\tmni_to_t1\ttarget_mni\tpeaks\troi\ttarget_name"]
+    # no_snap: the carried targets stay where the transform puts them (analytic answers)
+    lines = ["subject\tt1\tmni_to_t1\ttarget_mni\tpeaks\troi\ttarget_name\tno_snap"]
     expected = {}
     for i, matrix in enumerate(transforms, start=1):
         subject = f"sub-{i:02d}"
@@ -56,17 +57,17 @@ def cohort(tmp_path_factory):
         if i <= 6:  # a coordinate from a protocol
             lines.append(
                 f"{subject}\tdata/{subject}_T1w.nii.gz\tdata/{subject}_mni_to_t1.txt\t"
-                f"{' '.join(f'{v:g}' for v in DLPFC)}\t\t\tdlpfc"
+                f"{' '.join(f'{v:g}' for v in DLPFC)}\t\t\tdlpfc\tyes"
             )
             mni_target = DLPFC
         else:  # the group map rebuilt from the paper's peaks, in the cocaine MFG ROI
             lines.append(
                 f"{subject}\tdata/{subject}_T1w.nii.gz\tdata/{subject}_mni_to_t1.txt\t\t"
-                f"{PEAKS}\tcocaine_mfg_l\t"
+                f"{PEAKS}\tcocaine_mfg_l\t\tyes"
             )
             mni_target = MFG_L
         expected[subject] = (matrix, mni_target)
-    lines.append("sub-09\tdata/sub-09_T1w.nii.gz\tdata/sub-01_mni_to_t1.txt\t-38 44 26\t\t\t")
+    lines.append("sub-09\tdata/sub-09_T1w.nii.gz\tdata/sub-01_mni_to_t1.txt\t-38 44 26\t\t\t\tyes")
     (folder / "manifest.tsv").write_text("\n".join(lines) + "\n")
     return folder, expected
 

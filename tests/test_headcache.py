@@ -79,6 +79,7 @@ def test_five_targets_on_one_head_build_the_scalp_once(
             target_mni=xyz,
             target_name=f"t{i}",
             head=head,
+            snap_to_grey_matter=False,  # analytic positions: the carried points themselves
         )
         for i, xyz in enumerate(TARGETS_MNI)
     ]
@@ -95,6 +96,7 @@ def test_five_targets_on_one_head_build_the_scalp_once(
         mni_to_t1=folder / "mni_to_t1.txt",
         target_mni=TARGETS_MNI[0],
         target_name="t0",
+        snap_to_grey_matter=False,
         head=load_head(folder / "t1.nii.gz", cache=False),
     )
     np.testing.assert_allclose(

@@ -85,6 +85,7 @@ def test_steps_choose_once_then_place_on_two_heads(group_map, moved_patient):
         carried, _ = pipeline.carry_target(point, space)
         final, _ = pipeline.finalise_target(carried, space, region, given_frame=None)
         head = pipeline.head_for(space)
+        final, _ = pipeline.grey_matter_target(final, space, head)
         placed, _ = pipeline.place_target(final, space, head, settings, name="mfg")
         reference = plan_target(group_map, roi="cocaine_mfg_l", t1=t1, mni_to_t1=xfm)
         np.testing.assert_array_equal(placed.target.coil_matrix, reference.targets[0].coil_matrix)

@@ -442,7 +442,11 @@ def test_transform_from_another_mni_template_is_used_with_a_warning(patient, tmp
     xfm = tmp_path / "sub-01_from-MNI152NLin2009cAsym_to-T1w_mode-image_xfm.txt"
     np.savetxt(xfm, mni_to_patient)
     plan = plan_target(
-        target_mni=tuple(MFG_L), t1=folder / "sub-01_T1w.nii.gz", mni_to_t1=xfm, xfm_kind="affine"
+        snap_to_grey_matter=False,  # the carried point itself, not the cortex near it
+        target_mni=tuple(MFG_L),
+        t1=folder / "sub-01_T1w.nii.gz",
+        mni_to_t1=xfm,
+        xfm_kind="affine",
     )
     expected = (mni_to_patient @ [*MFG_L, 1])[:3]
     np.testing.assert_allclose(plan.record["targets"][0]["cortical_mm"], expected, atol=1.0)

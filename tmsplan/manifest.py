@@ -86,6 +86,16 @@ def _register(value: str, base: Path) -> bool | str:
     raise ValueError(f"expected affine, nonlinear, yes or no, got {value!r}")
 
 
+def _no_snap(value: str, base: Path) -> bool:
+    """``no_snap`` cell -> ``snap_to_grey_matter`` (yes: keep the carried target as it is)."""
+    text = value.strip().lower()
+    if text in ("yes", "true", "1", "on"):
+        return False
+    if text in ("no", "false", "0", "off"):
+        return True
+    raise ValueError(f"expected yes or no, got {value!r}")
+
+
 def _formats(value: str, base: Path) -> list[str] | None:
     text = value.strip().lower()
     if text == "all":
@@ -147,6 +157,7 @@ COLUMNS: dict[str, Column] = {
     "handle_angle": Column("handle_angle_deg", _number),
     "max_depth": Column("max_depth_mm", _number),
     "target_name": Column("target_name", _text),
+    "no_snap": Column("snap_to_grey_matter", _no_snap),
     "formats": Column("formats", _formats, to="write"),
 }
 """Manifest columns besides ``subject`` (named like ``tmsplan plan``'s long options)."""
