@@ -105,6 +105,7 @@ def test_cli_turns_parameters_into_flags(library, cli):
     assert _flag_message(library) == cli
 
 
+@pytest.mark.slow
 def test_an_unreachable_target_is_a_python_warning():
     with pytest.warns(PlanWarning, match="NOT reachable") as caught:
         plan = tmsplan.plan_target(target_mni=HYPOTHALAMUS_MNI)
@@ -114,6 +115,7 @@ def test_an_unreachable_target_is_a_python_warning():
     assert all(w.filename == __file__ for w in caught)  # points at the caller
 
 
+@pytest.mark.slow
 def test_the_cli_shows_each_warning_once(tmp_path, capsys):
     out = tmp_path / "plan"
     x, y, z = (str(v) for v in HYPOTHALAMUS_MNI)

@@ -97,6 +97,7 @@ def test_reference_targets_are_sourced_dlpfc_definitions():
         assert "10.1016/j.biopsych.2012.04.028" in roi.reference
 
 
+@pytest.mark.slow
 def test_reachability_on_the_embedded_head():
     rows = {r["id"]: r for r in reachability(load_rois())}
     for deep in ("cocaine_hypothalamus", "meth_vs_l", "meth_vs_r"):
@@ -110,6 +111,7 @@ def test_reachability_on_the_embedded_head():
             assert "h7" in row["reachable_with"] and "double_cone" in row["reachable_with"]
 
 
+@pytest.mark.slow
 def test_rois_command_filters_by_drug_and_coil(capsys):
     assert main(["rois", "--drug", "heroin", "--reachable-with", "fig8_70"]) == 0
     out = capsys.readouterr().out

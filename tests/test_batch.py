@@ -124,6 +124,7 @@ def first_run(cohort, tmp_path_factory):
     return out, argv
 
 
+@pytest.mark.slow
 def test_batch_isolates_the_broken_row_and_resumes(cohort, first_run, capsys, monkeypatch):
     folder, expected = cohort
     out, argv = first_run
@@ -178,6 +179,7 @@ def test_batch_isolates_the_broken_row_and_resumes(cohort, first_run, capsys, mo
     assert [r["status"] for r in _table(out)] == ["ok"] * 8 + ["failed"]
 
 
+@pytest.mark.slow
 def test_several_targets_of_one_subject_get_one_folder_each(cohort, tmp_path, capsys):
     folder, expected = cohort
     manifest = tmp_path / "two.csv"
@@ -229,6 +231,7 @@ def test_manifest_problems_stop_before_any_work(tmp_path, capsys):
     assert "threshold" in rows[2].error and "number" in rows[2].error
 
 
+@pytest.mark.slow
 def test_bids_derivatives_folder(cohort, tmp_path, capsys):
     pytest.importorskip("bids")
     folder, expected = cohort
@@ -338,6 +341,7 @@ def test_command_line_options_apply_to_rows_without_their_own(tmp_path):
     assert rows[0].inputs == {"t1": first["t1"], "mni_to_t1": first["mni_to_t1"]}
 
 
+@pytest.mark.slow
 def test_interrupted_batch_leaves_only_complete_folders(tmp_path, capsys, monkeypatch):
     import tmsplan.export
 

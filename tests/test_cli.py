@@ -272,6 +272,7 @@ def test_peaks_threshold_needs_peaks(capsys, tmp_path):
     _assert_one_line_error(code, err, "--peaks-threshold applies only")
 
 
+@pytest.mark.slow
 def test_threshold_does_not_change_the_map_rebuilt_from_peaks(capsys, tmp_path):
     import json
 

@@ -47,6 +47,7 @@ def test_unknown_coil_is_one_clear_error(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("tmsplan: error: unknown coil")
 
 
+@pytest.mark.slow
 def test_coil_reach_sets_max_depth_and_is_recorded():
     # the methamphetamine mPFC ROI centre: deeper than a figure-8 reaches, within an H7's
     centre = get_roi("meth_mpfc").centre_mni
@@ -71,6 +72,7 @@ def test_coil_reach_sets_max_depth_and_is_recorded():
     assert forced.record["parameters"]["max_depth_source"] == "--max-depth"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("roi", ["cocaine_hypothalamus", "meth_vs_l", "meth_vs_r"])
 @pytest.mark.parametrize("coil", ["fig8_70", "fig8_25"])
 def test_deep_rois_never_get_a_direct_figure8_target(roi, coil):
@@ -87,6 +89,7 @@ def test_deep_rois_never_get_a_direct_figure8_target(roi, coil):
     assert any("NOT reachable with the" in w for w in plan.record["warnings"])
 
 
+@pytest.mark.slow
 def test_hypothalamus_map_target_verdict_is_written(tmp_path):
     from tmsplan.activation import mni_map_from_peak_table
 
@@ -100,6 +103,7 @@ def test_hypothalamus_map_target_verdict_is_written(tmp_path):
     assert "no coil of the catalogue reaches it" in saved["deep_target"]["text"]
 
 
+@pytest.mark.slow
 def test_stand_in_coil_plan_exports_and_draws(tmp_path, capsys):
     out = tmp_path / "h7"
     code = main(["plan", "--target-mni", "0.3", "36.4", "20.9", "--coil", "h7", "--out", str(out)])

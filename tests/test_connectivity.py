@@ -84,6 +84,7 @@ def test_confound_regression_removes_a_global_signal_that_hides_the_site(tmp_pat
     ]
 
 
+@pytest.mark.slow
 def test_cli_plan_on_the_mni_head_records_the_evidence_and_is_reproducible(run, tmp_path, capsys):
     folder, _ = run
     assert main(_plan_args(folder, tmp_path / "a")) == 0, capsys.readouterr().err
@@ -108,6 +109,7 @@ def test_cli_plan_on_the_mni_head_records_the_evidence_and_is_reproducible(run, 
     assert json.dumps(again["targets"]) == json.dumps(record["targets"])
 
 
+@pytest.mark.slow
 def test_cli_plan_in_patient_space_carries_the_mni_target(run, tmp_path, capsys):
     folder, _ = run
     mni_to_patient = rigid_scaling()
@@ -133,6 +135,7 @@ def _one_line_error(capsys, *, contains):
     assert contains in err[0], err[0]
 
 
+@pytest.mark.slow
 def test_bad_runs_are_one_line_errors_and_write_nothing(run, tmp_path, capsys):
     folder, img = run
     out = tmp_path / "out"
@@ -167,6 +170,7 @@ def test_bad_runs_are_one_line_errors_and_write_nothing(run, tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_seed_outside_the_runs_mask_and_masks_on_another_grid(run, tmp_path, capsys):
     folder, img = run
     out = tmp_path / "out"
@@ -211,6 +215,7 @@ def test_read_confounds_fills_fmriprep_na_and_checks_columns(tmp_path):
         read_confounds(tmp_path / "c.tsv", 60, ("a_comp_cor_00",))
 
 
+@pytest.mark.slow
 def test_search_mask_instead_of_an_atlas_roi(run):
     from tmsplan.atlas import get_roi, roi_mask_img
     from tmsplan.plan import plan_target

@@ -240,6 +240,7 @@ def test_head_surface_matches_phantom_skin(ras_head):
     _check_on_phantom_skin(v)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["LAS", "LPS"])
 def test_voxel_order_does_not_change_world_surface(ras_head, order):
     other = scalp_surface(_head_img(order), target_faces=20000)
@@ -250,6 +251,7 @@ def test_voxel_order_does_not_change_world_surface(ras_head, order):
     assert other.fov_boundary.sum() == pytest.approx(ras_head.fov_boundary.sum(), rel=0.1)
 
 
+@pytest.mark.slow
 def test_oblique_affine(ras_head):
     oblique = scalp_surface(_head_img("RAS", rotation_deg=20.0), target_faces=20000)
     _check_closed_outward(oblique.mesh)
@@ -257,6 +259,7 @@ def test_oblique_affine(ras_head):
     _check_on_phantom_skin(v)
 
 
+@pytest.mark.slow
 def test_anisotropic_voxels(ras_head):
     aniso = scalp_surface(_head_img("LPS", zooms=(1.0, 1.0, 2.0)), target_faces=20000)
     _check_closed_outward(aniso.mesh)
@@ -265,6 +268,7 @@ def test_anisotropic_voxels(ras_head):
     assert np.all(aniso.mesh.vertices[aniso.fov_boundary, 2] <= _FLOOR_Z + 2.0 + 1e-6)
 
 
+@pytest.mark.slow
 def test_cavity_open_through_neck_floor_gives_no_inner_surface():
     result = scalp_surface(_head_img("LPS", cavity=True), target_faces=20000)
     mesh = result.mesh
@@ -277,6 +281,7 @@ def test_cavity_open_through_neck_floor_gives_no_inner_surface():
     np.testing.assert_allclose(mesh.volume, solid.mesh.volume, rtol=0.01)
 
 
+@pytest.mark.slow
 def test_head_mask_img_fills_cavities_on_t1_grid():
     img = _head_img("LAS", cavity=True)
     mask = head_mask_img(img)
@@ -384,6 +389,7 @@ def _check_mni_scalp(result: ScalpSurface, resolution: int):
     assert result.defaced is False
 
 
+@pytest.mark.slow
 def test_mni_head_2mm():
     result = scalp_surface(bundled.load_mni_head(2), frame="MNI152NLin6Asym")
     _check_mni_scalp(result, 2)
@@ -402,6 +408,7 @@ def _defaced(img):
     return _image(data, img.affine)
 
 
+@pytest.mark.slow
 def test_defaced_mni_head_is_detected():
     result = scalp_surface(_defaced(bundled.load_mni_head(2)), frame="MNI152NLin6Asym")
     assert result.defaced is True
@@ -415,6 +422,7 @@ def test_defaced_mni_head_is_detected():
     assert not result.fov_boundary[v[:, 2] > 30].any()
 
 
+@pytest.mark.slow
 def test_skull_stripped_image_is_refused():
     head = bundled.load_mni_head(2)
     brain = np.asarray(bundled.load_mni_brain_mask(2).dataobj) > 0.5
@@ -425,6 +433,7 @@ def test_skull_stripped_image_is_refused():
         head_mask_img(stripped)
 
 
+@pytest.mark.slow
 def test_real_brain_mask_surface_stays_closed_after_decimation():
     # quadric decimation pinches the 1 mm MNI brain mask's thin parts into non-manifold
     # edges at 60k faces; the surface must still come out closed

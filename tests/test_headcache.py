@@ -54,6 +54,7 @@ def patient(tmp_path_factory):
     return folder, mni_to_t1
 
 
+@pytest.mark.slow
 def test_five_targets_on_one_head_build_the_scalp_once(
     patient, count_scalps, tmp_path, monkeypatch
 ):
@@ -106,6 +107,7 @@ def test_five_targets_on_one_head_build_the_scalp_once(
     )
 
 
+@pytest.mark.slow
 def test_disk_cache_is_reused_keyed_and_checked(patient, count_scalps, tmp_path):
     folder, _ = patient
     t1 = folder / "t1.nii.gz"
@@ -129,6 +131,7 @@ def test_disk_cache_is_reused_keyed_and_checked(patient, count_scalps, tmp_path)
     assert len(list((tmp_path / "heads").glob("*.npz"))) == 2 and len(count_scalps) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "changed-vertices"])
 def test_corrupt_cache_entry_is_rebuilt_not_trusted(patient, count_scalps, tmp_path, damage):
     folder, _ = patient
@@ -152,6 +155,7 @@ def test_corrupt_cache_entry_is_rebuilt_not_trusted(patient, count_scalps, tmp_p
     assert load_head(folder / "t1.nii.gz", cache_dir=tmp_path).from_cache  # rewritten whole
 
 
+@pytest.mark.slow
 def test_head_of_another_image_or_frame_is_refused(patient, tmp_path):
     folder, _ = patient
     mni_head = load_head(None, cache_dir=tmp_path)
@@ -191,6 +195,7 @@ def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     assert isinstance(HEAD_ALGORITHM_VERSION, int)
 
 
+@pytest.mark.slow
 def test_cli_no_cache_writes_nothing_and_help_names_the_folder(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("TMSPLAN_CACHE_DIR", str(tmp_path / "cache"))
     assert main(["--help"]) == 0
@@ -203,6 +208,7 @@ def test_cli_no_cache_writes_nothing_and_help_names_the_folder(monkeypatch, tmp_
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.slow
 def test_proximity_matches_trimesh_closest_point_and_contains(tmp_path):
     head = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
     mesh, fov = head.mesh, head.fov_boundary
@@ -242,6 +248,7 @@ def test_registration_is_computed_once_per_image(monkeypatch):
     assert calls == ["affine", "nonlinear", "affine"]
 
 
+@pytest.mark.slow
 def test_cache_survives_a_copied_file(patient, tmp_path, count_scalps):
     # the key is the file's content, not its path: a copy reuses the entry
     folder, _ = patient

@@ -93,6 +93,7 @@ def coarse_pair(request, mni_1mm, zero_background, tmp_path_factory):
 # --------------------------------------------------------------------------- zero backgrounds
 
 
+@pytest.mark.slow
 def test_zero_background_lia_mgz_is_not_a_cut(coarse_pair):
     voxel, plain, mgz = coarse_pair
     reference = scalp_surface(plain, frame=MNI)
@@ -108,6 +109,7 @@ def test_zero_background_lia_mgz_is_not_a_cut(coarse_pair):
     assert np.all(depth > 12.0)  # never a cut or a cavity wall close to the cortex
 
 
+@pytest.mark.slow
 def test_coarse_voxels_keep_the_targets_and_warn(coarse_pair, mni_1mm):
     voxel, plain, _ = coarse_pair
     fine = scalp_surface(mni_1mm, frame=MNI)
@@ -135,6 +137,7 @@ def test_anisotropic_voxels_warn():
     assert any("anisotropic" in w for w in image_warnings(fake))
 
 
+@pytest.mark.slow
 def test_zero_padded_neck_under_negative_minimum_is_a_cut(mni_1mm):
     """Padding with exact zeros below a neck whose noisy intensities go below zero."""
     data = np.asarray(mni_1mm.dataobj, dtype=np.float32)
@@ -188,6 +191,7 @@ def _cavity_head(channel_radius_mm: float):
     return img, centre, radius
 
 
+@pytest.mark.slow
 def test_air_cavity_through_narrow_channel_is_not_skin():
     img, centre, radius = _cavity_head(channel_radius_mm=2.5)
     result = scalp_surface(img)
@@ -203,6 +207,7 @@ def test_air_cavity_through_narrow_channel_is_not_skin():
     assert check.on_outer_skin and not check.warnings
 
 
+@pytest.mark.slow
 def test_entry_on_a_cavity_wall_is_caught():
     """An entry taken from an inner surface (the old failure) is refused by the image check."""
     img, centre, _ = _cavity_head(channel_radius_mm=2.5)
@@ -225,6 +230,7 @@ def test_entry_on_a_cavity_wall_is_caught():
     assert check.describe()["on_outer_skin"] is False
 
 
+@pytest.mark.slow
 def test_scalp_brain_distance_is_checked():
     img, _, radius = _cavity_head(channel_radius_mm=2.5)
     scalp = scalp_surface(img)

@@ -219,6 +219,7 @@ def test_an_interrupt_in_a_callback_from_c_is_quiet_and_kept(capfd, handler):
         interrupts.checkpoint("next")
 
 
+@pytest.mark.slow
 def test_swallowed_interrupt_in_cli_exits_130(tmp_path, capsys, monkeypatch):
     """An interrupt a library swallows during planning still ends the run with 130."""
     import tmsplan.plan

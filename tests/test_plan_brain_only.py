@@ -10,6 +10,7 @@ from tmsplan.errors import ActivationError
 from tmsplan.plan import GIVEN_TARGET_TOLERANCE_MM
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("xyz", "what"),
     [((0, 0, 95), "scalp"), ((0, 0, 85), "skull"), ((-75, 0, 10), "temporal muscle")],

@@ -46,6 +46,7 @@ def rotated_patient(tmp_path_factory):
     return folder, mni, patient, mni_to_patient
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "target_mni", [(-54.0, 2.0, 28.0), (38.0, 44.0, 26.0)], ids=["left-MFG", "right-DLPFC"]
 )
@@ -90,6 +91,7 @@ def _load_regenerator():
     return module
 
 
+@pytest.mark.slow
 def test_demo_matches_its_stored_reference():
     """The demo's target, entry, coil pose and depth equal the stored reference copy.
 

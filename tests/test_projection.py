@@ -1,3 +1,5 @@
+import functools
+
 import numpy as np
 import pytest
 import trimesh
@@ -10,6 +12,7 @@ R = 90.0
 FRAME = "T1w"
 
 
+@functools.cache  # one sphere for the module (place_coil never mutates it)
 def _sphere_head(radius=R):
     mesh = trimesh.creation.icosphere(subdivisions=6, radius=radius)
     return trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)

@@ -176,6 +176,7 @@ def test_report_is_self_contained_with_numbers_and_warnings(tmp_path):
         report.write_report(record, tmp_path / "plan", pictures=pictures, scene_html=None)
 
 
+@pytest.mark.slow
 def test_report_shrinks_pictures_to_fit_the_size_budget(tmp_path):
     rng = np.random.default_rng(2)
     pictures = {f"v{i}": _png(tmp_path, f"v{i}", rng, size=(640, 640)) for i in range(4)}
@@ -271,6 +272,7 @@ def made_report(tmp_path_factory, render_images):
     return out
 
 
+@pytest.mark.slow
 def test_make_report_writes_pictures_and_one_small_report(made_report):
     folder = made_report.parent
     names = sorted(p.name for p in (folder / "pictures").iterdir())
@@ -319,6 +321,7 @@ def _chromium(args, tmp_path, url):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.skipif(
     not CHROMIUM.exists() or shutil.which("chromium") is None,

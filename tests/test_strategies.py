@@ -36,6 +36,7 @@ def two_blobs():
     return img, sphere_mask(tuple(ROI_CENTRE), 22.0, img)
 
 
+@pytest.mark.slow
 def test_depth_aware_picks_the_weaker_reachable_blob_and_says_why(two_blobs):
     img, roi = two_blobs
     peak = plan_target(img, roi_mask=roi)
@@ -58,6 +59,7 @@ def test_depth_aware_picks_the_weaker_reachable_blob_and_says_why(two_blobs):
     assert np.linalg.norm(np.asarray(t["cortical_mm"]) - DEEP) < 4 and t["reachable"]
 
 
+@pytest.mark.slow
 def test_strategies_rerun_bit_identical(two_blobs):
     img, roi = two_blobs
     for strategy in ("peak", "cog", "depth-aware"):
@@ -66,6 +68,7 @@ def test_strategies_rerun_bit_identical(two_blobs):
         assert json.dumps(a) == json.dumps(b)
 
 
+@pytest.mark.slow
 def test_rule_is_an_alias_of_strategy(two_blobs, tmp_path, capsys):
     img, roi = two_blobs
     nib.save(img, tmp_path / "map.nii.gz")
@@ -88,6 +91,7 @@ def test_connectivity_inputs_without_the_strategy_are_refused(two_blobs):
         plan_target(img, roi_mask=roi, seed_roi="meth_vs_l")
 
 
+@pytest.mark.slow
 def test_ranked_candidates_follow_the_chosen_target_and_stay_out_of_exports(two_blobs, tmp_path):
     import csv
 

@@ -71,6 +71,7 @@ def test_bonferroni_and_fpr_thresholds_are_the_normal_quantiles():
         statistical_threshold(flat, height_control="fdr")
 
 
+@pytest.mark.slow
 def test_two_sided_fdr_plan_targets_a_negative_blob_and_records_it(tmp_path, capsys):
     img = _noisy_map(sign=-1.0)
     roi = sphere_mask(tuple(TARGET), 12.0, img)

@@ -109,6 +109,7 @@ def test_rotated_transform_is_refused_in_one_line(known, patient, deg, axis):
     assert "aligned heads" in message and "<" in message
 
 
+@pytest.mark.slow
 def test_transform_of_a_different_head_is_refused(known):
     """A 'subject' whose head is the MNI head scaled and sheared; the original's transform."""
     other_head = known @ np.array(
@@ -123,6 +124,7 @@ def test_transform_of_a_different_head_is_refused(known):
     assert checked.fit["verdict"] == "fits"
 
 
+@pytest.mark.slow
 def test_override_keeps_a_poor_fit_with_a_loud_warning(known, patient, tmp_path):
     wrong = _turned(known, 40, (1, 0, 0))
     checked, warning = check_transform_fit(
@@ -141,6 +143,7 @@ def test_override_keeps_a_poor_fit_with_a_loud_warning(known, patient, tmp_path)
     assert loaded.fit["verdict"] == "poor fit accepted by override"
 
 
+@pytest.mark.slow
 def test_plan_records_the_override_and_the_cli_refuses_in_one_line(
     known, patient, tmp_path, capsys
 ):
@@ -167,6 +170,7 @@ def test_plan_records_the_override_and_the_cli_refuses_in_one_line(
     assert {"nmi", "correlation", "brain_contrast", "head_dice", "thresholds"} <= set(fit)
 
 
+@pytest.mark.slow
 def test_plan_records_fit_figures_of_a_right_transform(known, patient, tmp_path):
     np.savetxt(tmp_path / "m.txt", known)
     plan = plan_target(target_mni=(-38.0, 44.0, 26.0), t1=patient, mni_to_t1=tmp_path / "m.txt")

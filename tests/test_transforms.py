@@ -277,6 +277,7 @@ def test_itk_txt_written_by_nitransforms(tmp_path, known, patient_ras):
     )
 
 
+@pytest.mark.slow
 def test_itk_mat_written_by_ants_matches_ants_point_mapping(tmp_path, known, patient_ras):
     """ANTs (ITK) itself maps T1 points to MNI points with the same .mat file."""
     import ants
@@ -299,6 +300,7 @@ def test_itk_mat_written_by_ants_matches_ants_point_mapping(tmp_path, known, pat
     np.testing.assert_allclose(ours, ants_mni, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_itk_resampling_direction_matches_ants(tmp_path, known, patient_ras):
     """ANTs resampling the MNI head with the file reproduces the synthetic patient."""
     import ants
@@ -339,6 +341,7 @@ def test_h5_composite_constant_field_analytic(tmp_path, known, patient):
     np.testing.assert_allclose(xfm.inverse_points(t1).xyz, MNI_POINTS, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_h5_composite_matches_ants(tmp_path, known, patient_ras):
     import ants
     import pandas as pd
@@ -359,6 +362,7 @@ def test_h5_composite_matches_ants(tmp_path, known, patient_ras):
     np.testing.assert_allclose(back, t1_points, atol=1e-2)
 
 
+@pytest.mark.slow
 def test_h5_resampling_moves_left_roi_by_field(tmp_path, known, patient_ras, mni_head):
     """An ROI sphere in the LEFT hemisphere lands at M c - d in the T1."""
     field, field_affine = _field_on(patient_ras)
@@ -496,6 +500,7 @@ def test_transform_for_another_t1_detected(tmp_path, known, patient_ras):
         load_mni_to_subject(path, reference=patient_ras)
 
 
+@pytest.mark.slow
 def test_brain_extracted_t1_detected(tmp_path, known, patient_ras):
     xfm = MniToSubject.from_matrix(known)
     brain = xfm.resample_to_subject(load_mni_brain_mask(2), patient_ras, interpolation="nearest")

@@ -586,7 +586,7 @@ def grey_matter_target(
         warnings.append(
             f"the target carried into the T1 lay in {result.tissue_given}; it was moved "
             f"{result.moved_mm:.1f} mm to the nearest grey matter toward the scalp "
-            "(snap_to_grey_matter=False keeps it as carried)."
+            "(--no-snap, snap_to_grey_matter=False, keeps it as carried)."
         )
     elif result.tissue != "grey matter":
         warnings.append(
