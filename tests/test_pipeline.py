@@ -94,9 +94,11 @@ def test_steps_choose_once_then_place_on_two_heads(group_map, moved_patient):
     in_mni, in_patient = placed_on[MNI_FRAME], placed_on[SUBJECT_FRAME]
     assert in_patient.frame == SUBJECT_FRAME
     # the same MNI target reaches the patient through the known transform (voxel snapping
-    # on the 1 mm vs 2 mm brain masks: within 2 mm)
+    # on the 1 mm vs 2 mm brain masks: within 2 mm), then moves into the patient's grey matter
     moved = (mni_to_patient @ [*chosen.target.xyz[0], 1.0])[:3]
-    assert np.linalg.norm(in_patient.cortical.xyz[0] - moved) < 2.0
+    into_grey = in_patient.checks["tissue"]["moved_to_grey_matter_mm"]
+    assert in_patient.checks["tissue"]["at_target"] == "grey matter"
+    assert np.linalg.norm(in_patient.cortical.xyz[0] - moved) < 2.0 + into_grey
     assert np.linalg.norm(in_mni.cortical.xyz[0] - chosen.target.xyz[0]) < 2.0
 
 
