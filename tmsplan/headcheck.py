@@ -88,15 +88,14 @@ class EntryCheck:
 
 
 def _tissue_beyond(
-    t1_img: nib.spatialimages.SpatialImage, entry: np.ndarray, outward: np.ndarray, level: float
+    data: np.ndarray, affine: np.ndarray, entry: np.ndarray, outward: np.ndarray, level: float
 ) -> float:
     """Distance (mm) to the first run of >= _TISSUE_RUN_MM of tissue outward (inf if none)."""
     from scipy import ndimage
 
     offsets = np.arange(_RAY_START_MM, _RAY_END_MM + 1e-9, _RAY_STEP_MM)
     points = entry[None, :] + offsets[:, None] * outward[None, :]
-    index = apply_affine(np.linalg.inv(t1_img.affine), points).T
-    data = np.asarray(t1_img.dataobj, dtype=np.float32)
+    index = apply_affine(np.linalg.inv(affine), points).T
     values = ndimage.map_coordinates(data, index, order=1, mode="constant", cval=-np.inf)
     run = int(round(_TISSUE_RUN_MM / _RAY_STEP_MM))
     tissue = np.convolve((values >= level).astype(int), np.ones(run, dtype=int), mode="valid")
@@ -171,10 +170,11 @@ def check_entry(
     outward = np.asarray(outward_normal, dtype=np.float64)
     outward = outward / max(float(np.linalg.norm(outward)), 1e-12)
     warnings: list[str] = []
+    data = np.asarray(t1_img.dataobj, dtype=np.float32)
 
     def beyond(direction: np.ndarray) -> tuple[float, float]:
         tissue = (
-            _tissue_beyond(t1_img, entry, direction, scalp.skin_level)
+            _tissue_beyond(data, t1_img.affine, entry, direction, scalp.skin_level)
             if scalp.skin_level is not None
             else float("inf")
         )
