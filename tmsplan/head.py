@@ -150,17 +150,26 @@ def _close(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarra
         padded = np.pad(mask, 1, mode="edge")
         closed = ndimage.binary_erosion(ndimage.binary_dilation(padded, cross), cross)
         return closed[(slice(1, -1),) * mask.ndim] | mask
-    pad = [int(np.ceil(radius_mm / s)) + 1 for s in spacing]
-    padded = np.pad(mask, [(p, p) for p in pad], mode="edge")
-    if not padded.any():
+    if not mask.any():
         return mask.copy()
+    pad = [int(np.ceil(radius_mm / s)) + 1 for s in spacing]
+    # Work on the mask's bounding box plus the ball: beyond it everything stays False.
+    box = []
+    for axis, p in enumerate(pad):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(max(0, hit[0] - p - 1), min(mask.shape[axis], hit[-1] + p + 2)))
+    box = tuple(box)
+    part = mask[box]
+    padded = np.pad(part, [(p, p) for p in pad], mode="edge")
     dilated = ndimage.distance_transform_edt(~padded, sampling=spacing) <= radius_mm
     if dilated.all():
         closed = dilated
     else:
         closed = ndimage.distance_transform_edt(dilated, sampling=spacing) > radius_mm
-    crop = tuple(slice(p, p + n) for p, n in zip(pad, mask.shape, strict=True))
-    return closed[crop] | mask
+    crop = tuple(slice(p, p + n) for p, n in zip(pad, part.shape, strict=True))
+    out = mask.copy()
+    out[box] |= closed[crop]
+    return out
 
 
 def _fill_sealed(
@@ -381,7 +390,12 @@ def _handles(solid: np.ndarray) -> int:
 
     if not solid.any():
         return 0
-    padded = np.pad(solid, 1)
+    box = tuple(
+        slice(int(idx.min()), int(idx.max()) + 1)
+        for idx in (np.flatnonzero(solid.any(axis=tuple(a for a in range(3) if a != ax)))
+                    for ax in range(3))
+    )  # fmt: skip
+    padded = np.pad(solid[box], 1)
     return max(0, *(1 - int(euler_number(padded, connectivity=c)) for c in (1, 3)))
 
 
@@ -406,9 +420,10 @@ def _genus_zero_solid(
     handles = _handles(solid)
     radius = float(spacing.max())
     while handles and radius <= 2.0 * _CAVITY_CLOSE_MM:
+        # ``filled`` has its cavities (also those open through a cut) filled already; the
+        # closing only adds voxels, so a plain hole fill catches what it newly encloses.
         closed = _close(filled, radius, spacing) & ~cut
-        solid = _fill_sealed(closed, touched, spacing, cut)
-        solid = ndimage.binary_fill_holes(_largest_component(solid))
+        solid = ndimage.binary_fill_holes(_largest_component(closed))
         handles = _handles(solid)
         radius *= 1.5
     return solid, handles
