@@ -97,7 +97,7 @@ class ScalpSurface:
 class _HeadModel:
     """Intermediate result shared by :func:`scalp_surface` and :func:`head_mask_img`."""
 
-    field: np.ndarray  # (wi, wj, wk) float32 signed skin field, > 0 inside
+    filled: np.ndarray  # (wi, wj, wk) bool: the head with its cavities filled
     factors: tuple[int, int, int]  # block-average factor per voxel axis
     shape: tuple[int, int, int]  # shape of the T1
     affine: np.ndarray  # (4, 4) voxel -> world of the T1
@@ -107,7 +107,6 @@ class _HeadModel:
     notes: tuple[str, ...]
     solid: np.ndarray  # (wi, wj, wk) bool: filled head, genus 0, whose boundary is meshed
     skin: np.ndarray  # (wi, wj, wk) float32 (blurred - skin level) / contrast: > 0 is tissue
-    handles: int  # handles (genus) of ``solid`` that no closing removed (0 when clean)
     level: float  # T1 intensity of the skin level
 
 
@@ -560,19 +559,10 @@ def _head_model(
 
     level = _skin_level(work, filled, outside, spacing, threshold, low_threshold)
     scale = max(level - background, 1e-12 * max(abs(level), 1.0))
-    field = (blurred - np.float32(level)) / np.float32(scale)
-    # Below-level voxels reachable from the outside within _SKIN_DEPTH_MM keep their values
-    # (the partial-volume skin edge); every other voxel of the head is made positive.
-    steps = max(1, int(np.ceil(_SKIN_DEPTH_MM / float(spacing.min()))))
-    edge = ndimage.binary_dilation(
-        ~filled & ~cut, cross, iterations=steps, mask=filled & (field < 0)
-    )
-    field = np.where(filled & ~edge, np.maximum(field, _EPS), field)
-    field = np.where(filled, field, np.minimum(field, -_EPS)).astype(np.float32)
-    solid, handles = _genus_zero_solid(filled, touched, spacing, cut)
+    solid, _ = _genus_zero_solid(filled, touched, spacing, cut)
     clock.lap("mask")
     return _HeadModel(
-        field=field,
+        filled=filled,
         factors=factors,
         shape=shape,  # type: ignore[arg-type]
         affine=affine,
@@ -582,9 +572,28 @@ def _head_model(
         notes=tuple(notes),
         solid=solid,
         skin=((blurred - np.float32(level)) / np.float32(scale)).astype(np.float32),
-        handles=handles,
         level=float(level),
     )
+
+
+def _mask_field(model: _HeadModel) -> np.ndarray:
+    """Signed field of the filled head for :func:`head_mask_img` (> 0 inside).
+
+    Below-level voxels reachable from the outside within ``_SKIN_DEPTH_MM`` keep
+    the skin field's values (the partial-volume skin edge); every other voxel of
+    the filled head is made positive, every voxel outside it negative.
+    """
+    from scipy import ndimage
+
+    cross = ndimage.generate_binary_structure(3, 1)
+    spacing = _zooms(model.affine @ _work_to_index(model.factors))
+    field, filled = model.skin, model.filled
+    steps = max(1, int(np.ceil(_SKIN_DEPTH_MM / float(spacing.min()))))
+    edge = ndimage.binary_dilation(
+        ~filled & ~model.cut, cross, iterations=steps, mask=filled & (field < 0)
+    )
+    field = np.where(filled & ~edge, np.maximum(field, _EPS), field)
+    return np.where(filled, field, np.minimum(field, -_EPS)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- outer skin
@@ -706,7 +715,7 @@ def head_mask_img(
     f = np.asarray(model.factors, dtype=np.float64)
     # T1 index i -> working index (i - (f - 1) / 2) / f: trilinear upsampling of the field.
     upsampled = ndimage.affine_transform(
-        model.field,
+        _mask_field(model),
         np.diag(1.0 / f),
         offset=-(f - 1.0) / (2.0 * f),
         output_shape=model.shape,
