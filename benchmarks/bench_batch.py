@@ -29,8 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _phantoms import rigid_scaling, synthetic_patient  # noqa: E402
 
-from tmsplan.batch import read_manifest, run_batch  # noqa: E402
-from tmsplan.bundled import load_mni_head, mni_head_path  # noqa: E402
+from tmsplan.cohort.batch import read_manifest, run_batch  # noqa: E402
+from tmsplan.io.bundled import load_mni_head, mni_head_path  # noqa: E402
 
 MINIMAL_TOOL = """
 import sys, time
@@ -72,7 +72,7 @@ def bench_single(repeat: int, cache: Path) -> None:
     from scipy.spatial import cKDTree
     from skimage.measure import marching_cubes
 
-    from tmsplan.plan import plan_target
+    from tmsplan.pipeline.plan import plan_target
 
     plan_target(target_mni=tuple(map(float, DLPFC)))
     in_ours, in_minimal = [], []

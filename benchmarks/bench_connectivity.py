@@ -31,8 +31,8 @@ COLUMNS = ("global_signal", "csf", "white_matter", "trans_x", "trans_y", "trans_
 
 def make_run(folder: Path) -> None:
     """Write bold.nii.gz and confounds.tsv into ``folder``."""
-    from tmsplan.atlas import get_roi
-    from tmsplan.bundled import load_mni_brain_mask
+    from tmsplan.io.bundled import load_mni_brain_mask
+    from tmsplan.target.atlas import get_roi
 
     rng = np.random.default_rng(0)
     brain = load_mni_brain_mask(2)
@@ -63,7 +63,7 @@ def make_run(folder: Path) -> None:
 def measure(folder: Path) -> None:
     """Time the strategy and the command on the files in ``folder``; print the figures."""
     from tmsplan.cli import main as cli_main
-    from tmsplan.connectivity import connectivity_target
+    from tmsplan.target.connectivity import connectivity_target
 
     bold, confounds = folder / "bold.nii.gz", folder / "confounds.tsv"
     start = time.perf_counter()

@@ -14,11 +14,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from _phantoms import rigid_scaling, synthetic_patient  # noqa: E402
 
-from tmsplan.bundled import load_mni_head  # noqa: E402
-from tmsplan.dose import sphere_dose  # noqa: E402
-from tmsplan.eeg1020 import head_positions  # noqa: E402
-from tmsplan.head import scalp_surface  # noqa: E402
-from tmsplan.transforms import MniToSubject  # noqa: E402
+from tmsplan.clinic.dose import sphere_dose  # noqa: E402
+from tmsplan.clinic.eeg1020 import head_positions  # noqa: E402
+from tmsplan.head.scalp import scalp_surface  # noqa: E402
+from tmsplan.io.bundled import load_mni_head  # noqa: E402
+from tmsplan.xfm.transforms import MniToSubject  # noqa: E402
 
 
 def main() -> None:

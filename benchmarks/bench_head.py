@@ -1,4 +1,4 @@
-"""Stage timings of the scalp surface (tmsplan.head) on the bundled MNI head.
+"""Stage timings of the scalp surface (tmsplan.head.scalp) on the bundled MNI head.
 
 Run:  .venv/bin/python benchmarks/bench_head.py [--png DIR]
 
@@ -20,8 +20,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from tmsplan import bundled, head
-from tmsplan.images import resample_to_img
+from tmsplan.head import scalp as head
+from tmsplan.io import bundled
+from tmsplan.io.images import resample_to_img
 
 STAGES = ("load", "mask", "marching_cubes", "smoothing", "decimation")
 

@@ -13,15 +13,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from tmsplan.activation import mni_map_from_peak_table, select_target
-from tmsplan.atlas import get_roi, roi_mask_img
-from tmsplan.bundled import atlas_dir, mni_head_path
 from tmsplan.cli import main as cli_main
-from tmsplan.head import scalp_surface
-from tmsplan.images import check_img
-from tmsplan.plan import plan_target, write_plan
-from tmsplan.projection import place_coil
+from tmsplan.coil.placement import place_coil
+from tmsplan.head.scalp import scalp_surface
+from tmsplan.io.bundled import atlas_dir, mni_head_path
+from tmsplan.io.images import check_img
+from tmsplan.pipeline.plan import plan_target, write_plan
 from tmsplan.spaces import MNI_FRAME
+from tmsplan.target.activation import mni_map_from_peak_table, select_target
+from tmsplan.target.atlas import get_roi, roi_mask_img
 
 
 def _time(label, func, results):

@@ -17,9 +17,9 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from tmsplan.bundled import load_mni_head
-from tmsplan.registration import register_mni_to_t1
+from tmsplan.io.bundled import load_mni_head
 from tmsplan.spaces import Points
+from tmsplan.xfm.registration import register_mni_to_t1
 
 MNI_POINTS = np.array(
     [

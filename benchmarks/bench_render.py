@@ -4,7 +4,7 @@ Run:  python benchmarks/bench_render.py [--repeat N]
 
 Cases: a synthetic sphere head (scalp r = 90 mm, brain r = 75 mm, 3 mm phantom T1 with an
 activation blob and a spherical ROI) and, when the planning modules are available, a real
-plan on the embedded MNI152 head (scalp from tmsplan.head.scalp_surface, brain mask
+plan on the embedded MNI152 head (scalp from tmsplan.head.scalp.scalp_surface, brain mask
 isosurface, demo map from a peak table). Targets: <= 5 s per plan for all pictures + HTML,
 report <= 3 MB.
 """
@@ -36,7 +36,7 @@ def _synthetic_case(folder: Path):
     record = _synthetic_record()
     t1, activation, roi = _phantom_images(record)
     nib.save(t1, folder / "t1.nii.gz")
-    from tmsplan.images import file_sha256
+    from tmsplan.io.images import file_sha256
 
     record["t1"] = {"path": str(folder / "t1.nii.gz"), "sha256": file_sha256(folder / "t1.nii.gz")}
     layers = {
@@ -49,9 +49,9 @@ def _synthetic_case(folder: Path):
 
 
 def _mni_case():
-    from tmsplan.activation import mni_map_from_peak_table
-    from tmsplan.bundled import atlas_dir
-    from tmsplan.plan import plan_target
+    from tmsplan.io.bundled import atlas_dir
+    from tmsplan.pipeline.plan import plan_target
+    from tmsplan.target.activation import mni_map_from_peak_table
 
     peaks = atlas_dir() / "peaks" / "zhang2018_cocaine_cue_table1.tsv"
     activation, _ = mni_map_from_peak_table(peaks)

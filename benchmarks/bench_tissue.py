@@ -1,4 +1,4 @@
-"""Time the tissue segmentation (tmsplan.tissue) on a real 0.9 mm head.
+"""Time the tissue segmentation (tmsplan.head.tissue) on a real 0.9 mm head.
 
 Run:  .venv/bin/python benchmarks/bench_tissue.py [--t1 PATH] [--mask PATH] [--repeats 3]
 
@@ -12,7 +12,7 @@ idle machine would show). Target: <= 10 s on 2 cores.
 
 Also prints the class volumes and where the hand-knob target MNI (-37, -21, 58)
 and a white-matter point under it, MNI (-30, -20, 40), land before and after
-:func:`tmsplan.tissue.snap_to_cortex` (with the time a snap takes).
+:func:`tmsplan.head.tissue.snap_to_cortex` (with the time a snap takes).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from tmsplan.bundled import load_mni_brain_mask
-from tmsplan.images import check_img
-from tmsplan.registration import register_mni_to_t1
+from tmsplan.head.tissue import snap_to_cortex, tissue_at, tissue_segmentation
+from tmsplan.io.bundled import load_mni_brain_mask
+from tmsplan.io.images import check_img
 from tmsplan.spaces import MNI_FRAME, Points
-from tmsplan.tissue import snap_to_cortex, tissue_at, tissue_segmentation
+from tmsplan.xfm.registration import register_mni_to_t1
 
 DEFAULT_T1 = Path(__file__).resolve().parents[2] / "shared" / "real-heads" / "chris_t1.nii.gz"
 HAND_KNOB_MNI = (-37.0, -21.0, 58.0)

@@ -1,14 +1,14 @@
-"""Time of the transform fit check (tmsplan.transform_check) on a 256^3 T1.
+"""Time of the transform fit check (tmsplan.xfm.check) on a 256^3 T1.
 
 Run:  .venv/bin/python benchmarks/bench_transform_check.py
 
 Builds a 256^3 T1 of 0.9 mm voxels in memory (the bundled 1 mm MNI head moved
 by a known affine, like a patient's research T1), then times, best of 3:
 
-- ``check``: :func:`tmsplan.transform_check.check_transform_fit` of the right
+- ``check``: :func:`tmsplan.xfm.check.check_transform_fit` of the right
   transform (coarse grid, intensity and overlap figures, verdict);
 - ``wrong``: the same for a transform rotated by 40 degrees (refused);
-- ``ambiguous``: :func:`tmsplan.transform_check.choose_matrix_kind` of a FLIRT
+- ``ambiguous``: :func:`tmsplan.xfm.check.choose_matrix_kind` of a FLIRT
   matrix saved as ``.txt`` (both readings evaluated).
 
 Target: <= 2 s for ``check`` on 2 cores.
@@ -24,11 +24,11 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from tmsplan import bundled
 from tmsplan.errors import RegistrationError
-from tmsplan.images import check_img
-from tmsplan.transform_check import check_transform_fit, choose_matrix_kind
-from tmsplan.transforms import MniToSubject
+from tmsplan.io import bundled
+from tmsplan.io.images import check_img
+from tmsplan.xfm.check import check_transform_fit, choose_matrix_kind
+from tmsplan.xfm.transforms import MniToSubject
 
 
 def _rotation_x(deg: float, centre: np.ndarray) -> np.ndarray:

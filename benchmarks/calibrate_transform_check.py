@@ -1,4 +1,4 @@
-"""Reproduce the calibration table of tmsplan.transform_check on real heads.
+"""Reproduce the calibration table of tmsplan.xfm.check on real heads.
 
 Run:  .venv/bin/python benchmarks/calibrate_transform_check.py [--cache DIR]
 
@@ -10,8 +10,8 @@ and 1.15, replaced by the other head's registration (as is and re-centred on
 this head), and written as a FLIRT matrix but read as a plain RAS matrix.
 Prints, per transform, how far it moves the left DLPFC / hand-knob /
 frontal-pole targets (``err``) and the figures of
-:func:`tmsplan.transform_check.transform_fit`, and whether
-:func:`tmsplan.transform_check.fit_problems` refuses it.
+:func:`tmsplan.xfm.check.transform_fit`, and whether
+:func:`tmsplan.xfm.check.fit_problems` refuses it.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tmsplan.bundled import load_mni_head
-from tmsplan.images import check_img
-from tmsplan.registration import register_mni_to_t1
-from tmsplan.transform_check import fit_problems, transform_fit
-from tmsplan.transforms import MniToSubject, load_mni_to_subject
+from tmsplan.io.bundled import load_mni_head
+from tmsplan.io.images import check_img
+from tmsplan.xfm.check import fit_problems, transform_fit
+from tmsplan.xfm.registration import register_mni_to_t1
+from tmsplan.xfm.transforms import MniToSubject, load_mni_to_subject
 
 HEADS = Path(__file__).resolve().parents[2] / "shared" / "real-heads"
 TARGETS = np.array([[-38.0, 44.0, 26.0], [-37.0, -21.0, 58.0], [-24.0, 64.0, 0.0]])

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import tmsplan
-from tmsplan.bundled import atlas_dir
+from tmsplan.io.bundled import atlas_dir
 
 
 def main(out: Path) -> None:

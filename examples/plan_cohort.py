@@ -20,8 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tmsplan.batch import read_manifest, run_batch
-from tmsplan.bundled import atlas_dir
+from tmsplan.cohort.batch import read_manifest, run_batch
+from tmsplan.io.bundled import atlas_dir
 
 PEAKS = atlas_dir() / "peaks" / "zhang2018_cocaine_cue_table1.tsv"
 

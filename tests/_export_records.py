@@ -10,7 +10,7 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 
-from tmsplan import record as rec
+from tmsplan.io import record as rec
 
 RAS_AFFINE = np.array([[1.0, 0, 0, -90], [0, 1, 0, -126], [0, 0, 1, -72], [0, 0, 0, 1]])
 """A RAS-stored 1 mm affine (4, 4) with the MNI152 1 mm origin."""

@@ -65,7 +65,7 @@ def synthetic_rest(
     data = np.zeros((len(world), n_volumes), np.float32)
     sel = np.flatnonzero(inside)
     data[sel] = 100.0 + rng.normal(0, 1.0, (len(sel), n_volumes))
-    from tmsplan.atlas import get_roi
+    from tmsplan.target.atlas import get_roi
 
     centre = get_roi(SEED_ROI).centre_mni
     for point, weight, radius in ((centre, 0.8, 6.0), (PLANTED, -0.6, 6.0), (DECOY, 0.5, 6.0)):

@@ -3,16 +3,16 @@ import numpy as np
 import pytest
 from _phantoms import asymmetric_map, restore, sphere_mask
 
-from tmsplan.activation import (
+from tmsplan.errors import ActivationError, EmptyIntersectionError, FormatError
+from tmsplan.io.bundled import atlas_dir
+from tmsplan.io.images import voxel_to_world
+from tmsplan.target.activation import (
     Peak,
     map_from_peaks,
     mni_map_from_peak_table,
     read_peak_table,
     select_target,
 )
-from tmsplan.bundled import atlas_dir
-from tmsplan.errors import ActivationError, EmptyIntersectionError, FormatError
-from tmsplan.images import voxel_to_world
 
 FRAME = "MNI152NLin6Asym"
 

@@ -17,6 +17,11 @@ def test_public_names_resolve():
     for name in (
         "plan_target",
         "write_plan",
+        "Target",
+        "Head",
+        "load_head",
+        "run_batch",
+        "read_manifest",
         "register_mni_to_t1",
         "load_mni_to_subject",
         "read_export",
@@ -65,7 +70,7 @@ def test_errors_about_images_name_the_python_parameter(tmp_path):
         tmsplan.plan_target(
             target_t1=(0.0, 0.0, 0.0), t1=tmp_path / "missing.nii.gz", mni_to_t1=np.eye(4)
         )
-    from tmsplan.bundled import mni_head_path
+    from tmsplan.io.bundled import mni_head_path
 
     with pytest.raises(tmsplan.SpaceError, match="give either mni_to_t1 or register=True"):
         tmsplan.plan_target(

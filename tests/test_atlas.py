@@ -7,8 +7,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from tmsplan import atlas
-from tmsplan.atlas import (
+from tmsplan.errors import RoiError, SpaceError, TmsplanError
+from tmsplan.io.bundled import atlas_dir, load_mni_brain_mask
+from tmsplan.io.images import voxel_to_world, world_to_voxel
+from tmsplan.spaces import MNI_FRAME, Points
+from tmsplan.target import atlas
+from tmsplan.target.atlas import (
     SOURCE_KINDS,
     Roi,
     format_roi_table,
@@ -18,10 +22,6 @@ from tmsplan.atlas import (
     roi_mask_img,
     sphere_mask_img,
 )
-from tmsplan.bundled import atlas_dir, load_mni_brain_mask
-from tmsplan.errors import RoiError, SpaceError, TmsplanError
-from tmsplan.images import voxel_to_world, world_to_voxel
-from tmsplan.spaces import MNI_FRAME, Points
 
 REQUIRED_IDS = (
     "cocaine_mfg_l",
@@ -266,7 +266,7 @@ def test_unknown_id_lists_valid_ids_and_the_command():
 
 
 def test_table_is_not_read_at_import():
-    code = "import tmsplan.atlas as a; print(a._bundled_rois.cache_info().currsize)"
+    code = "import tmsplan.target.atlas as a; print(a._bundled_rois.cache_info().currsize)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tmsplan.atlas import get_roi, load_rois, reachability
 from tmsplan.cli import main
-from tmsplan.coils import get_coil
+from tmsplan.coil.catalogue import get_coil
+from tmsplan.target.atlas import get_roi, load_rois, reachability
 
 # region named by the seed review -> atlas ids (per drug)
 SEED_REGIONS = {

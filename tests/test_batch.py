@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from _phantoms import rigid_scaling, synthetic_patient
 
-import tmsplan.plan
-from tmsplan.batch import COHORT_COLUMNS, ManifestError, read_manifest
-from tmsplan.bundled import atlas_dir, load_mni_head
+import tmsplan.pipeline.plan
 from tmsplan.cli import main
-from tmsplan.record import read_record
+from tmsplan.cohort.batch import COHORT_COLUMNS, ManifestError, read_manifest
+from tmsplan.io.bundled import atlas_dir, load_mni_head
+from tmsplan.io.record import read_record
 
 PEAKS = atlas_dir() / "peaks" / "zhang2018_cocaine_cue_table1.tsv"
 MFG_L = np.array([-54.0, 2.0, 28.0])  # the cocaine_mfg_l peak (see test_plan.py)
@@ -154,7 +154,7 @@ def test_batch_isolates_the_broken_row_and_resumes(cohort, first_run, capsys, mo
     def no_planning(*args, **kwargs):
         raise AssertionError("planned again")
 
-    monkeypatch.setattr(tmsplan.plan, "plan_target", no_planning)
+    monkeypatch.setattr(tmsplan.pipeline.plan, "plan_target", no_planning)
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("sub-0*/target.json")}
     assert main([*argv, "--no-report"]) == 1
     rows = _table(out)

@@ -23,7 +23,7 @@ def _run(capsys, *argv):
 
 def _mni_map(tmp_path, data=None, name="map.nii.gz"):
     """A map on the MNI 2 mm grid (91x109x91)."""
-    from tmsplan.bundled import load_mni_brain_mask
+    from tmsplan.io.bundled import load_mni_brain_mask
 
     brain = load_mni_brain_mask(2)
     values = np.asarray(brain.dataobj, dtype=np.float32) * 5.0 if data is None else data
@@ -209,12 +209,12 @@ def test_force_does_not_delete_a_data_folder(capsys, tmp_path):
 
 
 def _no_planning(monkeypatch):
-    import tmsplan.plan
+    import tmsplan.pipeline.plan
 
     def fail(*args, **kwargs):
         raise AssertionError("planning started before the checks")
 
-    monkeypatch.setattr(tmsplan.plan, "plan_target", fail)
+    monkeypatch.setattr(tmsplan.pipeline.plan, "plan_target", fail)
 
 
 def test_unwritable_out_is_refused_at_once(tmp_path):
@@ -276,7 +276,7 @@ def test_peaks_threshold_needs_peaks(capsys, tmp_path):
 def test_threshold_does_not_change_the_map_rebuilt_from_peaks(capsys, tmp_path):
     import json
 
-    from tmsplan.bundled import atlas_dir
+    from tmsplan.io.bundled import atlas_dir
 
     peaks = atlas_dir() / "peaks/zhang2018_cocaine_cue_table1.tsv"
     common = ["plan", "--peaks", str(peaks), "--roi", "cocaine_mfg_l", "--no-report"]

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import trimesh
 
-from tmsplan.clinic import clinic_entries
-from tmsplan.dose import HAND_KNOB_MNI, DoseError
-from tmsplan.eeg1020 import Landmarks
-from tmsplan.head import ScalpSurface
-from tmsplan.projection import place_coil
+from tmsplan.clinic.dose import HAND_KNOB_MNI, DoseError
+from tmsplan.clinic.eeg1020 import Landmarks
+from tmsplan.clinic.terms import clinic_entries
+from tmsplan.coil.placement import place_coil
+from tmsplan.head.scalp import ScalpSurface
 from tmsplan.spaces import Points
 
 R = 90.0
@@ -108,8 +108,8 @@ def test_report_section(tmp_path, synthetic_record_builder):
 
 @pytest.mark.slow
 def test_plan_on_the_mni_head(tmp_path):
-    from tmsplan.plan import plan_target, write_plan
-    from tmsplan.record import read_record
+    from tmsplan.io.record import read_record
+    from tmsplan.pipeline.plan import plan_target, write_plan
 
     plan = plan_target(target_mni=(-38.0, 44.0, 26.0), motor_threshold=55.0)
     record = write_plan(plan, tmp_path / "plan", formats=[], report=False)

@@ -3,10 +3,8 @@
 import numpy as np
 import pytest
 
-from tmsplan.atlas import get_roi
-from tmsplan.bundled import atlas_dir
 from tmsplan.cli import main
-from tmsplan.coils import (
+from tmsplan.coil.catalogue import (
     DEFAULT_COIL,
     SCALP_TO_CORTEX_MM,
     coils_reaching,
@@ -14,8 +12,10 @@ from tmsplan.coils import (
     load_coils,
 )
 from tmsplan.errors import CoilError, TmsplanWarning
-from tmsplan.plan import plan_target, write_plan
-from tmsplan.record import read_record
+from tmsplan.io.bundled import atlas_dir
+from tmsplan.io.record import read_record
+from tmsplan.pipeline.plan import plan_target, write_plan
+from tmsplan.target.atlas import get_roi
 
 PEAKS = atlas_dir() / "peaks" / "zhang2018_cocaine_cue_table1.tsv"
 
@@ -91,7 +91,7 @@ def test_deep_rois_never_get_a_direct_figure8_target(roi, coil):
 
 @pytest.mark.slow
 def test_hypothalamus_map_target_verdict_is_written(tmp_path):
-    from tmsplan.activation import mni_map_from_peak_table
+    from tmsplan.target.activation import mni_map_from_peak_table
 
     group_map, provenance = mni_map_from_peak_table(PEAKS)
     plan = plan_target(group_map, roi="cocaine_hypothalamus", activation_source=provenance)
@@ -113,8 +113,8 @@ def test_stand_in_coil_plan_exports_and_draws(tmp_path, capsys):
     assert "localite" in record["outputs"] and record["outputs"]["png"]
     html = (out / record["outputs"]["report"][0]).read_text(encoding="utf-8")
     assert "Target strategy" in html and "H7 coil (Brainsway)" in html
-    from tmsplan.bundled import load_mni_head
-    from tmsplan.head import scalp_surface
+    from tmsplan.head.scalp import scalp_surface
+    from tmsplan.io.bundled import load_mni_head
     from tmsplan.render.scene import scene_geometry
 
     scalp = scalp_surface(load_mni_head(1), frame="MNI152NLin6Asym")

@@ -16,11 +16,11 @@ from _rest import (
     write_confounds,
 )
 
-from tmsplan.bundled import load_mni_head
 from tmsplan.cli import main
-from tmsplan.connectivity import DEFAULT_CONFOUNDS, connectivity_target, read_confounds
 from tmsplan.errors import ConnectivityError
-from tmsplan.record import read_record
+from tmsplan.io.bundled import load_mni_head
+from tmsplan.io.record import read_record
+from tmsplan.target.connectivity import DEFAULT_CONFOUNDS, connectivity_target, read_confounds
 
 
 @pytest.fixture(scope="module")
@@ -217,8 +217,8 @@ def test_read_confounds_fills_fmriprep_na_and_checks_columns(tmp_path):
 
 @pytest.mark.slow
 def test_search_mask_instead_of_an_atlas_roi(run):
-    from tmsplan.atlas import get_roi, roi_mask_img
-    from tmsplan.plan import plan_target
+    from tmsplan.pipeline.plan import plan_target
+    from tmsplan.target.atlas import get_roi, roi_mask_img
 
     folder, img = run
     grid = nib.Nifti1Image(np.zeros(img.shape[:3], np.uint8), img.affine)

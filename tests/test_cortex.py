@@ -1,4 +1,4 @@
-"""tmsplan.cortex: the tissue at a target and the move to grey matter, on exact label maps."""
+"""tmsplan.target.cortex: the tissue at a target and the move to grey matter (exact label maps)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from nibabel.affines import apply_affine
 
-from tmsplan.cortex import cortical_target
-from tmsplan.tissue import TissueMap
+from tmsplan.head.tissue import TissueMap
+from tmsplan.target.cortex import cortical_target
 
 
 @pytest.fixture(scope="module")

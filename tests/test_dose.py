@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from tmsplan.beamf3 import BeamError, beam_f3
 from tmsplan.cli import main
-from tmsplan.dose import (
+from tmsplan.clinic.beamf3 import BeamError, beam_f3
+from tmsplan.clinic.dose import (
     DEFAULT_COIL,
     DoseError,
     dose,

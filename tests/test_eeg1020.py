@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from tmsplan import eeg1020
 from tmsplan.cli import main
-from tmsplan.eeg1020 import EegError, Landmarks, cap_positions, target_in_cap
+from tmsplan.clinic import eeg1020
+from tmsplan.clinic.eeg1020 import EegError, Landmarks, cap_positions, target_in_cap
 
 R = 90.0
 
@@ -171,8 +171,8 @@ def test_read_landmarks(tmp_path):
 
 @pytest.fixture(scope="module")
 def mni_scalp():
-    from tmsplan.bundled import mni_head_path
-    from tmsplan.head import scalp_surface
+    from tmsplan.head.scalp import scalp_surface
+    from tmsplan.io.bundled import mni_head_path
 
     return scalp_surface(mni_head_path(1), frame="MNI152NLin6Asym")
 
@@ -256,10 +256,10 @@ def test_mni_positions_match_mne_montages(mni_scalp):
 def test_patient_landmarks_carried(tmp_path):
     from _phantoms import rigid_scaling, synthetic_patient
 
-    from tmsplan.bundled import load_mni_head
-    from tmsplan.head import scalp_surface
+    from tmsplan.head.scalp import scalp_surface
+    from tmsplan.io.bundled import load_mni_head
     from tmsplan.spaces import Points
-    from tmsplan.transforms import MniToSubject
+    from tmsplan.xfm.transforms import MniToSubject
 
     matrix = rigid_scaling()
     patient = synthetic_patient(load_mni_head(2), matrix, order="LPS", voxel_mm=2.0)
@@ -296,7 +296,7 @@ def test_cli_eeg1020_patient(tmp_path, capsys):
     import nibabel as nib
     from _phantoms import rigid_scaling, synthetic_patient
 
-    from tmsplan.bundled import load_mni_head
+    from tmsplan.io.bundled import load_mni_head
 
     matrix = rigid_scaling()
     t1 = tmp_path / "sub-01_T1w.nii.gz"
@@ -318,7 +318,7 @@ def test_cli_eeg1020_patient(tmp_path, capsys):
 @pytest.mark.slow
 def test_beam_f3_lands_on_f3_of_the_mni_head(mni_scalp):
     """Beam F3 with the MNI head's own tape measures, walked on its scalp, finds its F3."""
-    from tmsplan.beamf3 import beam_f3
+    from tmsplan.clinic.beamf3 import beam_f3
 
     positions = eeg1020.head_positions(mni_scalp, system="10-20")
     tape = positions.tape_mm

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tmsplan.record import read_record
-from tmsplan.record_checks import validate_record
+from tmsplan.io.record import read_record
+from tmsplan.io.record_checks import validate_record
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))

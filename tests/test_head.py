@@ -1,4 +1,4 @@
-"""Tests of tmsplan.head: scalp surface from a T1, on phantoms with analytic answers."""
+"""Tests of tmsplan.head.scalp: scalp surface from a T1, on phantoms with analytic answers."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import trimesh
 from scipy import ndimage
 
-from tmsplan import bundled
 from tmsplan.errors import HeadSurfaceError, ImageError
-from tmsplan.head import ScalpSurface, head_mask_img, scalp_surface, surface_from_mask
+from tmsplan.head.scalp import ScalpSurface, head_mask_img, scalp_surface, surface_from_mask
+from tmsplan.io import bundled
 
 # --------------------------------------------------------------------------- builders
 
@@ -437,7 +437,7 @@ def test_skull_stripped_image_is_refused():
 def test_real_brain_mask_surface_stays_closed_after_decimation():
     # quadric decimation pinches the 1 mm MNI brain mask's thin parts into non-manifold
     # edges at 60k faces; the surface must still come out closed
-    from tmsplan.bundled import load_mni_brain_mask
+    from tmsplan.io.bundled import load_mni_brain_mask
 
     mesh = surface_from_mask(load_mni_brain_mask(1), frame="MNI152NLin6Asym", target_faces=60000)
     assert mesh.is_watertight

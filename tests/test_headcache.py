@@ -7,19 +7,19 @@ import numpy as np
 import pytest
 from _phantoms import rigid_scaling, synthetic_patient
 
-import tmsplan.head
-from tmsplan.bundled import load_mni_head, mni_head_path
+import tmsplan.head.scalp
 from tmsplan.cli import main
+from tmsplan.coil.placement import ScalpProximity, nearest_surface_point
 from tmsplan.errors import SpaceError
-from tmsplan.headcache import (
+from tmsplan.head.cache import (
     HEAD_ALGORITHM_VERSION,
     Head,
     cache_folder,
     load_head,
     registration_once,
 )
-from tmsplan.plan import plan_target
-from tmsplan.projection import ScalpProximity, nearest_surface_point
+from tmsplan.io.bundled import load_mni_head, mni_head_path
+from tmsplan.pipeline.plan import plan_target
 from tmsplan.spaces import MNI_FRAME
 
 TARGETS_MNI = [
@@ -35,13 +35,13 @@ TARGETS_MNI = [
 def count_scalps(monkeypatch):
     """Count calls of the scalp extraction (the expensive step a Head saves)."""
     calls = []
-    original = tmsplan.head.scalp_surface
+    original = tmsplan.head.scalp.scalp_surface
 
     def counting(*args, **kwargs):
         calls.append(kwargs.get("frame"))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(tmsplan.head, "scalp_surface", counting)
+    monkeypatch.setattr(tmsplan.head.scalp, "scalp_surface", counting)
     return calls
 
 
@@ -58,19 +58,19 @@ def patient(tmp_path_factory):
 def test_five_targets_on_one_head_build_the_scalp_once(
     patient, count_scalps, tmp_path, monkeypatch
 ):
-    import tmsplan.transforms
+    import tmsplan.xfm.transforms
 
     folder, mni_to_t1 = patient
     reads = []
-    original = tmsplan.transforms.load_mni_to_subject
+    original = tmsplan.xfm.transforms.load_mni_to_subject
 
     def counting_reader(*args, **kwargs):
         if kwargs.get("check_fit", True):  # not the readings an ambiguous matrix file compares
             reads.append(args[0])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(tmsplan.transforms, "load_mni_to_subject", counting_reader)
-    monkeypatch.setattr(tmsplan.headcache, "_REGISTRATIONS", type(tmsplan.headcache._MEMO)())
+    monkeypatch.setattr(tmsplan.xfm.transforms, "load_mni_to_subject", counting_reader)
+    monkeypatch.setattr(tmsplan.head.cache, "_REGISTRATIONS", type(tmsplan.head.cache._MEMO)())
     head = load_head(folder / "t1.nii.gz", cache_dir=tmp_path)
     assert isinstance(head, Head) and head.frame == "T1w" and not head.from_cache
     plans = [
@@ -115,7 +115,7 @@ def test_disk_cache_is_reused_keyed_and_checked(patient, count_scalps, tmp_path)
     (entry,) = (tmp_path / "heads").glob("*.npz")
     assert first.cache_path == entry and len(count_scalps) == 1
     # a fresh process would read it back: drop the in-process memory first
-    tmsplan.headcache._MEMO.clear()
+    tmsplan.head.cache._MEMO.clear()
     again = load_head(t1, cache_dir=tmp_path)
     assert again.from_cache and len(count_scalps) == 1
     np.testing.assert_array_equal(again.mesh.vertices, first.mesh.vertices)
@@ -147,11 +147,11 @@ def test_corrupt_cache_entry_is_rebuilt_not_trusted(patient, count_scalps, tmp_p
         arrays["vertices"] = arrays["vertices"] + 0.5
         with open(entry, "wb") as handle:
             np.savez(handle, **arrays)
-    tmsplan.headcache._MEMO.clear()
+    tmsplan.head.cache._MEMO.clear()
     rebuilt = load_head(folder / "t1.nii.gz", cache_dir=tmp_path)
     assert not rebuilt.from_cache and len(count_scalps) == 2
     np.testing.assert_array_equal(rebuilt.mesh.vertices, first.mesh.vertices)
-    tmsplan.headcache._MEMO.clear()
+    tmsplan.head.cache._MEMO.clear()
     assert load_head(folder / "t1.nii.gz", cache_dir=tmp_path).from_cache  # rewritten whole
 
 
@@ -229,7 +229,7 @@ def test_proximity_matches_trimesh_closest_point_and_contains(tmp_path):
 
 
 def test_registration_is_computed_once_per_image(monkeypatch):
-    import tmsplan.registration
+    import tmsplan.xfm.registration
 
     calls = []
 
@@ -237,8 +237,8 @@ def test_registration_is_computed_once_per_image(monkeypatch):
         calls.append(kind)
         return ("registration", kind)
 
-    monkeypatch.setattr(tmsplan.registration, "register_mni_to_t1", fake_register)
-    monkeypatch.setattr(tmsplan.headcache, "_REGISTRATIONS", type(tmsplan.headcache._MEMO)())
+    monkeypatch.setattr(tmsplan.xfm.registration, "register_mni_to_t1", fake_register)
+    monkeypatch.setattr(tmsplan.head.cache, "_REGISTRATIONS", type(tmsplan.head.cache._MEMO)())
     img = nib.Nifti1Image(np.ones((4, 4, 4)), np.eye(4))
     first = registration_once(img, kind="affine")
     assert registration_once(img, kind="affine") is first and calls == ["affine"]
@@ -255,5 +255,5 @@ def test_cache_survives_a_copied_file(patient, tmp_path, count_scalps):
     load_head(folder / "t1.nii.gz", cache_dir=tmp_path)
     copy = tmp_path / "copy.nii.gz"
     shutil.copy(folder / "t1.nii.gz", copy)
-    tmsplan.headcache._MEMO.clear()
+    tmsplan.head.cache._MEMO.clear()
     assert load_head(copy, cache_dir=tmp_path).from_cache and len(count_scalps) == 1

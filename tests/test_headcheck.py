@@ -1,4 +1,4 @@
-"""Real-MRI failure modes of the scalp and the entry self-checks (tmsplan.head, tmsplan.headcheck).
+"""Real-MRI failure modes of the scalp and the entry self-checks (tmsplan.head scalp, checks).
 
 Each phantom rebuilds one failure met on real heads: a zero background read as a
 cut (FreeSurfer-style LIA .mgz), a zero-padded neck under a negative image minimum,
@@ -16,9 +16,9 @@ from nibabel.affines import apply_affine
 from nilearn.image import resample_img
 from scipy import ndimage
 
-from tmsplan import bundled
-from tmsplan.head import ScalpSurface, scalp_surface
-from tmsplan.headcheck import check_entry, image_warnings
+from tmsplan.head.checks import check_entry, image_warnings
+from tmsplan.head.scalp import ScalpSurface, scalp_surface
+from tmsplan.io import bundled
 
 MNI = "MNI152NLin6Asym"
 # frontal pole, orbitofrontal, medial prefrontal, left DLPFC, left hand knob, right parietal

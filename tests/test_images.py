@@ -6,7 +6,7 @@ import pytest
 from _phantoms import asymmetric_map, from_world, restore, sphere_mask
 
 from tmsplan.errors import ImageError, SpaceError
-from tmsplan.images import (
+from tmsplan.io.images import (
     check_img,
     file_sha256,
     resample_to_img,

@@ -3,7 +3,7 @@
 The end-to-end tests run ``python -m tmsplan`` as a child process and send SIGINT
 at named stages, from the imports to the moment the plan folder is moved into
 place. The private hook ``TMSPLAN_TEST_PAUSE_AT="<stage> <seconds> <flag file>"``
-(see :func:`tmsplan.interrupts.checkpoint`) creates the flag file when the run
+(see :func:`tmsplan.io.interrupts.checkpoint`) creates the flag file when the run
 reaches the stage and then sleeps ``seconds``; a pause of 0 lets the run go on,
 so a signal sent a little later lands inside the next stage's C code (VTK).
 """
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 import tmsplan
-from tmsplan import interrupts
 from tmsplan.errors import TmsplanWarning
-from tmsplan.outputs import remove_dead_leftovers, staged_folder, write_text
+from tmsplan.io import interrupts
+from tmsplan.io.outputs import remove_dead_leftovers, staged_folder, write_text
 
 PACKAGE_ROOT = Path(tmsplan.__file__).resolve().parents[1]
 TARGET = ["--target-mni", "-38", "44", "26"]
@@ -222,16 +222,16 @@ def test_an_interrupt_in_a_callback_from_c_is_quiet_and_kept(capfd, handler):
 @pytest.mark.slow
 def test_swallowed_interrupt_in_cli_exits_130(tmp_path, capsys, monkeypatch):
     """An interrupt a library swallows during planning still ends the run with 130."""
-    import tmsplan.plan
+    import tmsplan.pipeline.plan
 
-    real = tmsplan.plan.plan_target
+    real = tmsplan.pipeline.plan.plan_target
 
     def plan_and_swallow(*args, **kwargs):
         plan = real(*args, **kwargs)
         _swallowed_interrupt()
         return plan
 
-    monkeypatch.setattr(tmsplan.plan, "plan_target", plan_and_swallow)
+    monkeypatch.setattr(tmsplan.pipeline.plan, "plan_target", plan_and_swallow)
     from tmsplan.cli import main
 
     out = tmp_path / "plan"
@@ -293,20 +293,20 @@ def test_temporary_files_name_their_process(tmp_path, monkeypatch):
 
 
 def _host_tag() -> str:
-    from tmsplan.outputs import _host
+    from tmsplan.io.outputs import _host
 
     return _host()
 
 
 def test_an_error_after_a_swallowed_interrupt_is_an_interrupt(tmp_path, capsys, monkeypatch):
     """A library that swallowed the interrupt may then fail on its broken result."""
-    import tmsplan.plan
+    import tmsplan.pipeline.plan
 
     def swallow_then_fail(*args, **kwargs):
         _swallowed_interrupt()
         raise IndexError("index 0 is out of bounds for axis 0 with size 0")
 
-    monkeypatch.setattr(tmsplan.plan, "plan_target", swallow_then_fail)
+    monkeypatch.setattr(tmsplan.pipeline.plan, "plan_target", swallow_then_fail)
     from tmsplan.cli import main
 
     code = main(["plan", *TARGET, "--out", str(tmp_path / "plan")])

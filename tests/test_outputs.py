@@ -1,7 +1,7 @@
 import pytest
 
 from tmsplan.errors import OutputExistsError
-from tmsplan.outputs import staged_folder, write_text
+from tmsplan.io.outputs import staged_folder, write_text
 
 
 def test_write_text_refuses_existing(tmp_path):
@@ -81,7 +81,7 @@ def test_current_folder_is_never_replaced(tmp_path, monkeypatch):
 
 def test_output_location_is_probed_where_entries_are_created(tmp_path):
     from tmsplan.errors import OutputError
-    from tmsplan.outputs import check_output_location
+    from tmsplan.io.outputs import check_output_location
 
     folder = tmp_path / "existing"
     folder.mkdir()

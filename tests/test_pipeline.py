@@ -9,10 +9,10 @@ from _phantoms import rigid_scaling
 
 import tmsplan
 from tmsplan import pipeline
-from tmsplan.activation import Peak, map_from_peaks
-from tmsplan.bundled import load_mni_brain_mask, load_mni_head
-from tmsplan.plan import plan_target
+from tmsplan.io.bundled import load_mni_brain_mask, load_mni_head
+from tmsplan.pipeline.plan import plan_target
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, CoilPoses
+from tmsplan.target.activation import Peak, map_from_peaks
 
 MFG_L = (-54.0, 2.0, 28.0)  # centre of cocaine_mfg_l
 

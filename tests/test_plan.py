@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from _phantoms import restore, rigid_scaling, sphere_mask, synthetic_patient
 
-from tmsplan.bundled import atlas_dir, load_mni_head
 from tmsplan.cli import main
+from tmsplan.coil.placement import nearest_surface_point
 from tmsplan.errors import TmsplanWarning
 from tmsplan.export import read_export
-from tmsplan.head import scalp_surface
-from tmsplan.plan import plan_target, write_plan
-from tmsplan.projection import nearest_surface_point
-from tmsplan.record import read_record
+from tmsplan.head.scalp import scalp_surface
+from tmsplan.io.bundled import atlas_dir, load_mni_head
+from tmsplan.io.record import read_record
+from tmsplan.pipeline.plan import plan_target, write_plan
 
 PEAKS = atlas_dir() / "peaks" / "zhang2018_cocaine_cue_table1.tsv"
 MFG_L = np.array([-54.0, 2.0, 28.0])
@@ -151,7 +151,7 @@ def test_view_without_display_says_so(demo, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_hypothalamus_is_never_a_scalp_target(tmp_path):
-    from tmsplan.activation import mni_map_from_peak_table
+    from tmsplan.target.activation import mni_map_from_peak_table
 
     group_map, provenance = mni_map_from_peak_table(PEAKS)
     plan = plan_target(group_map, roi="cocaine_hypothalamus", activation_source=provenance)
@@ -349,7 +349,7 @@ def test_subject_map_in_t1_space(patient):
 
 @pytest.mark.slow
 def test_brain_extracted_t1_is_refused(tmp_path, capsys):
-    from tmsplan.bundled import load_mni_brain_mask
+    from tmsplan.io.bundled import load_mni_brain_mask
 
     head, brain = load_mni_head(2), load_mni_brain_mask(2)
     stripped = nib.Nifti1Image(

@@ -7,7 +7,7 @@ import pytest
 
 import tmsplan
 from tmsplan.errors import ActivationError
-from tmsplan.plan import GIVEN_TARGET_TOLERANCE_MM
+from tmsplan.pipeline.plan import GIVEN_TARGET_TOLERANCE_MM
 
 
 @pytest.mark.slow

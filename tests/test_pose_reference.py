@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from _phantoms import rigid_scaling
 
-from tmsplan.bundled import load_mni_head
-from tmsplan.plan import plan_target
-from tmsplan.record_checks import validate_record
+from tmsplan.io.bundled import load_mni_head
+from tmsplan.io.record_checks import validate_record
+from tmsplan.pipeline.plan import plan_target
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import trimesh
 
+from tmsplan.coil.placement import coil_matrix, handle_direction, place_coil
 from tmsplan.errors import SpaceError
-from tmsplan.projection import coil_matrix, handle_direction, place_coil
 from tmsplan.spaces import Points
 
 R = 90.0

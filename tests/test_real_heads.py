@@ -18,7 +18,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 import tmsplan
-from tmsplan.registration import register_mni_to_t1
+from tmsplan.xfm.registration import register_mni_to_t1
 
 HEADS = Path(__file__).resolve().parents[2] / "shared" / "real-heads"
 CHRIS = HEADS / "chris_t1.nii.gz"

@@ -12,15 +12,15 @@ from _export_records import left_pose, make_record, random_poses
 from tmsplan.cli import main
 from tmsplan.errors import PoseError, RecordError
 from tmsplan.export import export_all, export_record
-from tmsplan.images import file_sha256
-from tmsplan.plan import Plan, write_plan
-from tmsplan.record_checks import (
+from tmsplan.io.images import file_sha256
+from tmsplan.io.record_checks import (
     AXIS_TOL,
     DEPTH_TOL_MM,
     POSITION_TOL_MM,
     record_schema,
     validate_record,
 )
+from tmsplan.pipeline.plan import Plan, write_plan
 
 
 def _good_record(tmp_path=None):

@@ -15,11 +15,11 @@ from _phantoms import restore
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from tmsplan.bundled import load_mni_brain_mask, load_mni_head
 from tmsplan.errors import ImageError, OutputExistsError, RegistrationError
-from tmsplan.registration import register_mni_to_t1
+from tmsplan.io.bundled import load_mni_brain_mask, load_mni_head
 from tmsplan.spaces import Points
-from tmsplan.transforms import MniToSubject, load_mni_to_subject
+from tmsplan.xfm.registration import register_mni_to_t1
+from tmsplan.xfm.transforms import MniToSubject, load_mni_to_subject
 
 MNI_POINTS = np.array(
     [[-42.0, 36.0, 28.0], [44.0, 30.0, 30.0], [0.0, -60.0, 40.0], [-20.0, -10.0, -20.0]]
@@ -207,7 +207,7 @@ def test_the_registration_child_dies_with_its_parent(tmp_path):
         pytest.skip("needs /proc")
     pid_file = tmp_path / "child.pid"
     child = (
-        "import os, sys, time; from tmsplan.registration import _die_with_parent; "
+        "import os, sys, time; from tmsplan.xfm.registration import _die_with_parent; "
         "_die_with_parent(int(sys.argv[1])); "
         f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
     )

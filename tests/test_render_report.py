@@ -15,7 +15,7 @@ from PIL import Image
 from test_render_html import JUSTIFIED_URLS
 
 from tmsplan.errors import OutputExistsError, RecordError, TmsplanWarning
-from tmsplan.images import file_sha256
+from tmsplan.io.images import file_sha256
 from tmsplan.render import report
 from tmsplan.render._vtk import is_blank, read_png
 

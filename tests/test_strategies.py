@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from _phantoms import sphere_mask
 
-from tmsplan.bundled import load_mni_brain_mask
 from tmsplan.cli import main
 from tmsplan.errors import ActivationError
-from tmsplan.plan import plan_target
+from tmsplan.io.bundled import load_mni_brain_mask
+from tmsplan.pipeline.plan import plan_target
 
 DEEP = np.array([-30.0, 20.0, 0.0])  # ~43 mm below the scalp of the MNI head
 SHALLOW = np.array([-50.0, 30.0, 20.0])  # ~17 mm below the scalp
@@ -95,7 +95,7 @@ def test_connectivity_inputs_without_the_strategy_are_refused(two_blobs):
 def test_ranked_candidates_follow_the_chosen_target_and_stay_out_of_exports(two_blobs, tmp_path):
     import csv
 
-    from tmsplan.plan import write_plan
+    from tmsplan.pipeline.plan import write_plan
 
     img, roi = two_blobs
     aware = plan_target(img, roi_mask=roi, strategy="depth-aware")

@@ -6,12 +6,12 @@ import pytest
 from _phantoms import sphere_mask
 from scipy.stats import norm
 
-from tmsplan.activation import select_target, statistical_threshold
-from tmsplan.bundled import load_mni_brain_mask
 from tmsplan.cli import main
 from tmsplan.errors import ActivationError
-from tmsplan.plan import plan_target
-from tmsplan.record import read_record
+from tmsplan.io.bundled import load_mni_brain_mask
+from tmsplan.io.record import read_record
+from tmsplan.pipeline.plan import plan_target
+from tmsplan.target.activation import select_target, statistical_threshold
 
 TARGET = np.array([-46.0, 30.0, 24.0])  # left DLPFC, ~17 mm below the scalp
 

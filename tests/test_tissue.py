@@ -1,4 +1,4 @@
-"""Tissue classes and cortex snapping (tmsplan.tissue).
+"""Tissue classes and cortex snapping (tmsplan.head.tissue).
 
 The phantom is a head of nested spheres with known labels, built in world RAS+
 mm: a white-matter core (r < 48 mm) holding two CSF ventricles and a small deep
@@ -19,8 +19,7 @@ from _phantoms import from_world, restore
 from scipy import ndimage
 
 from tmsplan.errors import ImageError, SpaceError
-from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
-from tmsplan.tissue import (
+from tmsplan.head.tissue import (
     CSF,
     GREY_MATTER,
     OUTSIDE,
@@ -30,6 +29,7 @@ from tmsplan.tissue import (
     tissue_at,
     tissue_segmentation,
 )
+from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
 
 VOXEL = 1.5
 SHAPE = (116, 116, 116)
@@ -299,9 +299,9 @@ def real_head():
     path = REAL_HEADS / "chris_t1.nii.gz"
     if not path.is_file():
         pytest.skip("real-head T1 not available")
-    from tmsplan.bundled import load_mni_brain_mask
-    from tmsplan.images import check_img
-    from tmsplan.registration import register_mni_to_t1
+    from tmsplan.io.bundled import load_mni_brain_mask
+    from tmsplan.io.images import check_img
+    from tmsplan.xfm.registration import register_mni_to_t1
 
     t1 = check_img(path, name="t1")
     mni_to_t1 = register_mni_to_t1(t1).mni_to_subject

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from _phantoms import rigid_scaling, synthetic_patient
 
-from tmsplan.bundled import load_mni_head, mni_head_path
 from tmsplan.cli import main
 from tmsplan.errors import RegistrationError
-from tmsplan.plan import plan_target
-from tmsplan.transform_check import (
+from tmsplan.io.bundled import load_mni_head, mni_head_path
+from tmsplan.pipeline.plan import plan_target
+from tmsplan.xfm.check import (
     MIN_BRAIN_CONTRAST,
     MIN_CORRELATION,
     MIN_NMI,
@@ -24,7 +24,7 @@ from tmsplan.transform_check import (
     normalized_mutual_information,
     transform_fit,
 )
-from tmsplan.transforms import MniToSubject, load_mni_to_subject
+from tmsplan.xfm.transforms import MniToSubject, load_mni_to_subject
 
 REAL_T1 = Path(__file__).resolve().parents[2] / "shared" / "real-heads" / "chris_t1.nii.gz"
 TARGETS_MNI = np.array([[-38.0, 44.0, 26.0], [-37.0, -21.0, 58.0], [-24.0, 64.0, 0.0]])
@@ -239,7 +239,7 @@ def test_matrix_fitting_neither_way_is_refused_naming_xfm_kind(known, patient, t
 @pytest.mark.slow
 def test_own_registration_file_is_accepted(known, tmp_path):
     small = synthetic_patient(load_mni_head(2), known, order="RAS", voxel_mm=3.0)
-    from tmsplan.registration import register_mni_to_t1
+    from tmsplan.xfm.registration import register_mni_to_t1
 
     written = register_mni_to_t1(small, threads=2).save(tmp_path)
     xfm = load_mni_to_subject(written[0], reference=small)
@@ -256,7 +256,7 @@ def test_own_registration_file_is_accepted(known, tmp_path):
 def real_registration(tmp_path_factory):
     if not REAL_T1.is_file():
         pytest.skip(f"real head not available: {REAL_T1}")
-    from tmsplan.registration import register_mni_to_t1
+    from tmsplan.xfm.registration import register_mni_to_t1
 
     folder = tmp_path_factory.mktemp("real")
     result = register_mni_to_t1(REAL_T1, threads=2)
@@ -287,7 +287,7 @@ def test_real_head_own_registration_accepted_and_turned_refused(real_registratio
 
 
 def test_a_reading_that_fits_clearly_better_wins():
-    from tmsplan.transform_check import _clearly_better
+    from tmsplan.xfm.check import _clearly_better
 
     good = {"nmi": 1.95, "correlation": 1.0}
     fair = {"nmi": 1.13, "correlation": 0.52}

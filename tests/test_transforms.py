@@ -16,11 +16,11 @@ from _phantoms import restore
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from tmsplan.bundled import load_mni_brain_mask, load_mni_head, mni_head_path
 from tmsplan.errors import FormatError, ImageError, RegistrationError, SpaceError
-from tmsplan.images import file_sha256
+from tmsplan.io.bundled import load_mni_brain_mask, load_mni_head, mni_head_path
+from tmsplan.io.images import file_sha256
 from tmsplan.spaces import LPS_FROM_RAS, Points
-from tmsplan.transforms import (
+from tmsplan.xfm.transforms import (
     DisplacementField,
     MniToSubject,
     head_fit,

@@ -10,7 +10,7 @@ from tmsplan.errors import TmsplanError
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    from tmsplan.batch import COLUMNS, bids_rows, read_manifest, run_batch
+    from tmsplan.cohort.batch import COLUMNS, bids_rows, read_manifest, run_batch
 
     defaults = {}
     for name in COLUMNS:

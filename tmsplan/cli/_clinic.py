@@ -8,10 +8,10 @@ from tmsplan.errors import TmsplanError
 
 
 def run_eeg1020(args: argparse.Namespace) -> int:
-    from tmsplan.eeg1020 import head_positions, write_positions
-    from tmsplan.head import scalp_surface
-    from tmsplan.images import check_img
-    from tmsplan.outputs import check_writable
+    from tmsplan.clinic.eeg1020 import head_positions, write_positions
+    from tmsplan.head.scalp import scalp_surface
+    from tmsplan.io.images import check_img
+    from tmsplan.io.outputs import check_writable
     from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME
 
     check_writable(args.out, overwrite=args.force)
@@ -20,19 +20,19 @@ def run_eeg1020(args: argparse.Namespace) -> int:
         raise TmsplanError("--mni-to-t1/--register need the patient's T1 (--t1).")
     xfm = None
     if args.t1 is None:
-        from tmsplan.bundled import mni_head_path
+        from tmsplan.io.bundled import mni_head_path
 
         head, frame = mni_head_path(1), MNI_FRAME
     else:
         head, frame = args.t1, SUBJECT_FRAME
     t1_img = check_img(head, name="--t1")
     if args.mni_to_t1 is not None:
-        from tmsplan.bundled import mni_head_path
-        from tmsplan.transforms import load_mni_to_subject
+        from tmsplan.io.bundled import mni_head_path
+        from tmsplan.xfm.transforms import load_mni_to_subject
 
         xfm = load_mni_to_subject(args.mni_to_t1, reference=t1_img, moving=mni_head_path(1))
     elif args.register:
-        from tmsplan.registration import register_mni_to_t1
+        from tmsplan.xfm.registration import register_mni_to_t1
 
         xfm = register_mni_to_t1(t1_img, kind=args.register).mni_to_subject
     scalp = scalp_surface(t1_img, frame=frame, name="--t1")
@@ -57,7 +57,7 @@ def run_eeg1020(args: argparse.Namespace) -> int:
 def run_beam_f3(args: argparse.Namespace) -> int:
     import json
 
-    from tmsplan.beamf3 import beam_f3
+    from tmsplan.clinic.beamf3 import beam_f3
 
     result = beam_f3(args.nasion_inion, args.tragus_tragus, args.circumference)
     if args.json:
@@ -75,7 +75,7 @@ def run_beam_f3(args: argparse.Namespace) -> int:
 def run_dose(args: argparse.Namespace) -> int:
     import json
 
-    from tmsplan.dose import dose
+    from tmsplan.clinic.dose import dose
 
     result = dose(
         args.motor_threshold,

@@ -44,7 +44,7 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold",
         type=float,
-        default=_Default("tmsplan.activation", "DEFAULT_THRESHOLD"),
+        default=_Default("tmsplan.target.activation", "DEFAULT_THRESHOLD"),
         help="cluster-forming threshold on the map (default %(default)s)",
     )
     parser.add_argument(
@@ -76,14 +76,14 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--coil-skin-distance",
         type=float,
-        default=_Default("tmsplan.projection", "DEFAULT_COIL_SKIN_DISTANCE_MM"),
+        default=_Default("tmsplan.coil.placement", "DEFAULT_COIL_SKIN_DISTANCE_MM"),
         metavar="MM",
         help="coil centre to skin, mm (default %(default)s)",
     )
     parser.add_argument(
         "--handle-angle",
         type=float,
-        default=_Default("tmsplan.projection", "DEFAULT_HANDLE_ANGLE_DEG"),
+        default=_Default("tmsplan.coil.placement", "DEFAULT_HANDLE_ANGLE_DEG"),
         metavar="DEG",
         help="handle angle from the midsagittal plane (default %(default)s)",
     )

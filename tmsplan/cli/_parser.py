@@ -24,13 +24,13 @@ class _Parser(argparse.ArgumentParser):
         return parsed
 
     def format_help(self) -> str:  # noqa: D102 - argparse API
-        if callable(self.epilog):  # built only for --help: it imports tmsplan.headcache
+        if callable(self.epilog):  # built only for --help: it imports tmsplan.head.cache
             self.epilog = self.epilog()
         return super().format_help()
 
 
 def _cache_epilog() -> str:
-    from tmsplan.headcache import cache_folder
+    from tmsplan.head.cache import cache_folder
 
     return (
         f"Computed heads (scalp surfaces) are cached in {cache_folder()}/heads (set "

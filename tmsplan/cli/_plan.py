@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tmsplan import interrupts
 from tmsplan.cli._options import DEMO_PEAKS, format_names, resolve_defaults
 from tmsplan.errors import TmsplanError
+from tmsplan.io import interrupts
 
 
 def summary(record: dict, out: Path) -> str:
@@ -73,7 +73,7 @@ def _activation(args: argparse.Namespace, peaks: Path | None) -> dict:
     """Keyword arguments giving plan_target its map: a NIfTI, or one built from peaks."""
     if peaks is None:
         return {"activation": args.activation}
-    from tmsplan.activation import DEFAULT_THRESHOLD, mni_map_from_peak_table
+    from tmsplan.target.activation import DEFAULT_THRESHOLD, mni_map_from_peak_table
 
     threshold = DEFAULT_THRESHOLD if args.peaks_threshold is None else args.peaks_threshold
     img, provenance = mni_map_from_peak_table(peaks, threshold=threshold)
@@ -82,11 +82,11 @@ def _activation(args: argparse.Namespace, peaks: Path | None) -> dict:
 
 def _plan_and_write(args: argparse.Namespace, **plan_args) -> int:
     """Plan with the shared options of ``plan``/``demo``, write the folder, summarise."""
-    from tmsplan.plan import plan_target, write_plan
+    from tmsplan.pipeline.plan import plan_target, write_plan
 
     interrupts.checkpoint("planning")
     if args.no_cache:
-        from tmsplan.headcache import load_head
+        from tmsplan.head.cache import load_head
 
         plan_args["head"] = load_head(plan_args.get("t1"), cache=False)
     plan = plan_target(**plan_args, **_plan_kwargs(args))
@@ -103,8 +103,8 @@ def _plan_and_write(args: argparse.Namespace, **plan_args) -> int:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from tmsplan.outputs import check_replaceable_folder
-    from tmsplan.record import RECORD_FILENAME
+    from tmsplan.io.outputs import check_replaceable_folder
+    from tmsplan.io.record import RECORD_FILENAME
 
     sources = [args.activation, args.peaks, args.target_mni, args.target_t1]
     if args.strategy == "connectivity":
@@ -146,9 +146,9 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from tmsplan.bundled import atlas_dir
-    from tmsplan.outputs import check_replaceable_folder
-    from tmsplan.record import RECORD_FILENAME
+    from tmsplan.io.bundled import atlas_dir
+    from tmsplan.io.outputs import check_replaceable_folder
+    from tmsplan.io.record import RECORD_FILENAME
 
     check_replaceable_folder(args.out, overwrite=args.force, marker=RECORD_FILENAME)
     print(

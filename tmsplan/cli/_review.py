@@ -13,7 +13,12 @@ from tmsplan.errors import TmsplanError, TmsplanWarning
 
 
 def run_rois(args: argparse.Namespace) -> int:
-    from tmsplan.atlas import format_reachability_table, format_roi_table, load_rois, reachability
+    from tmsplan.target.atlas import (
+        format_reachability_table,
+        format_roi_table,
+        load_rois,
+        reachability,
+    )
 
     rois = list(load_rois())
     if args.drug:
@@ -24,7 +29,7 @@ def run_rois(args: argparse.Namespace) -> int:
                 f"no ROI for --drug {args.drug!r}; the atlas has {', '.join(drugs)}."
             )
     if args.reachable_with:
-        from tmsplan.coils import get_coil
+        from tmsplan.coil.catalogue import get_coil
 
         coil = get_coil(args.reachable_with)
         reach = {row["id"]: row for row in reachability(rois)}
@@ -40,7 +45,7 @@ def run_rois(args: argparse.Namespace) -> int:
 
 
 def run_coils(args: argparse.Namespace) -> int:
-    from tmsplan.coils import format_coil_table, load_coils
+    from tmsplan.coil.catalogue import format_coil_table, load_coils
 
     print(format_coil_table(load_coils()))
     return 0
@@ -48,8 +53,8 @@ def run_coils(args: argparse.Namespace) -> int:
 
 def validated_record(path: Path) -> dict:
     """Read a target.json and re-check it; T1 checksum problems become warnings."""
-    from tmsplan.record import RECORD_FILENAME, read_record
-    from tmsplan.record_checks import validate_record
+    from tmsplan.io.record import RECORD_FILENAME, read_record
+    from tmsplan.io.record_checks import validate_record
 
     record = read_record(path)
     source = str(path / RECORD_FILENAME if path.is_dir() else path)
@@ -80,7 +85,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from tmsplan.review import report_record
+    from tmsplan.render.review import report_record
 
     for path in report_record(args.record, out=args.out, overwrite=args.force):
         print(path)
@@ -88,14 +93,14 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_view(args: argparse.Namespace) -> int:
-    from tmsplan.review import view_record
+    from tmsplan.render.review import view_record
 
     view_record(args.record)
     return 0
 
 
 def run_group(args: argparse.Namespace) -> int:
-    from tmsplan.review import group_picture
+    from tmsplan.render.review import group_picture
 
     print(group_picture(args.records, args.out, view=args.view, overwrite=args.force))
     return 0

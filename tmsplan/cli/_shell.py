@@ -10,7 +10,6 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from tmsplan import interrupts
 from tmsplan.cli._batch import run_batch
 from tmsplan.cli._clinic import run_beam_f3, run_dose, run_eeg1020
 from tmsplan.cli._flags import flag_message, print_warnings
@@ -27,6 +26,7 @@ from tmsplan.cli._review import (
     run_view,
 )
 from tmsplan.errors import FormatError, TmsplanError
+from tmsplan.io import interrupts
 
 _COMMANDS = {
     "eeg1020": run_eeg1020,
@@ -61,7 +61,7 @@ def _check_formats(text: str) -> None:
 
 def _check_before_work(args: argparse.Namespace) -> None:
     """Cheap checks of where and what to write, before anything is planned or imported."""
-    from tmsplan.outputs import check_output_location
+    from tmsplan.io.outputs import check_output_location
 
     if isinstance(getattr(args, "out", None), Path):  # plan folders are staged beside --out
         check_output_location(args.out, staged=args.command in ("plan", "demo"))

@@ -51,8 +51,8 @@ from tmsplan.export._common import (
     check_space,
     file_timestamp,
 )
-from tmsplan.outputs import check_writable, write_files
-from tmsplan.record_checks import validate_record
+from tmsplan.io.outputs import check_writable, write_files
+from tmsplan.io.record_checks import validate_record
 from tmsplan.spaces import check_rigid
 
 __all__ = [

@@ -22,7 +22,7 @@ from tmsplan.errors import (
     TmsplanWarning,
     UnreachableTargetError,
 )
-from tmsplan.record_checks import validate_record
+from tmsplan.io.record_checks import validate_record
 from tmsplan.spaces import LPS_FROM_RAS, SUBJECT_FRAME, CoilPoses, as_points_array, check_rigid
 
 READ_ATOL = 5e-3
@@ -184,7 +184,7 @@ def record_targets(record: dict, fmt: str) -> list[ExportTarget]:
     Raises
     ------
     RecordError, PoseError, SpaceError
-        Invalid or inconsistent record (:func:`tmsplan.record_checks.validate_record`),
+        Invalid or inconsistent record (:func:`tmsplan.io.record_checks.validate_record`),
         non-rigid pose, non-finite point.
     UnreachableTargetError
         A navigator format and no reachable target.
@@ -303,7 +303,7 @@ def json_text(doc: Any, fmt: str) -> str:
 
 Documents = list[tuple[Path, str]]
 """What a format builder returns: (path, UTF-8 text) of each file, main file first.
-Writers hand it to :func:`tmsplan.outputs.write_files` (all or none of the files)."""
+Writers hand it to :func:`tmsplan.io.outputs.write_files` (all or none of the files)."""
 
 
 def bids_label(subject: Any) -> str:

@@ -41,7 +41,7 @@ from tmsplan.export._common import (
     pose_from_file,
     record_targets,
 )
-from tmsplan.outputs import write_files
+from tmsplan.io.outputs import write_files
 from tmsplan.spaces import SUBJECT_FRAME
 
 __all__ = ["MARKER_COLUMNS", "coordsystem_path", "write_bids", "build_bids", "read_bids"]

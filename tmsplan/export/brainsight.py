@@ -50,7 +50,7 @@ from tmsplan.export._common import (
     pose_from_file,
     record_targets,
 )
-from tmsplan.outputs import write_files
+from tmsplan.io.outputs import write_files
 
 __all__ = [
     "BRAINSIGHT_FROM_CANONICAL",
@@ -98,7 +98,7 @@ def brainsight_coordinate_system(t1: dict, *, version: int = 14) -> str:
     Parameters
     ----------
     t1 : dict
-        ``record["t1"]`` (:func:`tmsplan.record.t1_description`): uses
+        ``record["t1"]`` (:func:`tmsplan.io.record.t1_description`): uses
         ``sform_code``, ``qform_code``, ``sform``, ``qform``.
     version : {12, 13, 14}, keyword-only
         Brainsight file version; 14 names the header field (``Q``/``S``).
@@ -126,7 +126,7 @@ def brainsight_coordinate_system(t1: dict, *, version: int = 14) -> str:
     except (KeyError, TypeError, ValueError):
         raise RecordError(
             "record['t1'] lacks sform_code/qform_code; rebuild it with "
-            "tmsplan.record.t1_description."
+            "tmsplan.io.record.t1_description."
         ) from None
     s_ok, q_ok = s_code in NIFTI_XFORM_NAMES, q_code in NIFTI_XFORM_NAMES
     if not (s_ok or q_ok):

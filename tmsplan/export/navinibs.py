@@ -62,7 +62,7 @@ from tmsplan.export._common import (
     pose_from_file,
     record_targets,
 )
-from tmsplan.outputs import write_files
+from tmsplan.io.outputs import write_files
 
 __all__ = [
     "NAVINIBS_FROM_TMSPLAN",

@@ -36,7 +36,7 @@ from tmsplan.export._common import (
     record_targets,
     world_from_ras,
 )
-from tmsplan.outputs import write_files
+from tmsplan.io.outputs import write_files
 
 __all__ = ["SLICER_SCHEMA", "write_slicer", "build_slicer", "read_slicer"]
 

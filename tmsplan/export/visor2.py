@@ -34,7 +34,7 @@ from tmsplan.export._common import (
     pose_from_file,
     record_targets,
 )
-from tmsplan.outputs import write_files
+from tmsplan.io.outputs import write_files
 
 __all__ = ["visor2_fingerprint", "check_fingerprint", "write_visor2", "build_visor2", "read_visor2"]
 
@@ -47,7 +47,7 @@ def visor2_fingerprint(t1: dict) -> dict:
     Parameters
     ----------
     t1 : dict
-        ``record["t1"]`` (:func:`tmsplan.record.t1_description`).
+        ``record["t1"]`` (:func:`tmsplan.io.record.t1_description`).
 
     Returns
     -------
@@ -67,7 +67,7 @@ def visor2_fingerprint(t1: dict) -> dict:
     except (KeyError, TypeError, ValueError):
         raise RecordError(
             "record['t1'] lacks quatern_bcd/qoffset_xyz/qfac/pixdim; rebuild it with "
-            "tmsplan.record.t1_description."
+            "tmsplan.io.record.t1_description."
         ) from None
     if len(quatern) != 3 or len(qoffset) != 3 or len(pixdim) != 4:
         raise RecordError("record['t1'] has malformed qform fields (need 3, 3 and 1 + 3 values).")
@@ -91,7 +91,7 @@ def check_fingerprint(found: dict, t1: dict, *, source: str = "visor2 file") -> 
         The file's ``AssociatedImageInfo`` (``NIfTI_quatern``, ``NIfTI_qoffset``,
         ``NIfTI_pixdim``).
     t1 : dict
-        ``record["t1"]`` (:func:`tmsplan.record.t1_description`).
+        ``record["t1"]`` (:func:`tmsplan.io.record.t1_description`).
     source : str, keyword-only
         Name of the file, for error messages.
 

@@ -1,4 +1,4 @@
-"""The planning steps :func:`tmsplan.plan.plan_target` composes, callable alone.
+"""The planning steps :func:`tmsplan.pipeline.plan.plan_target` composes, callable alone.
 
 head space -> choose target -> carry -> finalise -> place coil -> record.
 """

@@ -12,20 +12,20 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from tmsplan.activation import (
+from tmsplan.coil.catalogue import SCALP_TO_CORTEX_MM
+from tmsplan.errors import ActivationError, RoiError, SpaceError
+from tmsplan.io.bundled import load_mni_brain_mask
+from tmsplan.io.images import ImageLike, check_img, resample_to_img, voxel_to_world, world_to_voxel
+from tmsplan.pipeline.space import HeadSpace
+from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
+from tmsplan.target.activation import (
     STRATEGIES,
     ActivationTarget,
     select_target,
     select_target_depth_aware,
     statistical_threshold,
 )
-from tmsplan.atlas import roi_description, roi_mask_img
-from tmsplan.bundled import load_mni_brain_mask
-from tmsplan.coils import SCALP_TO_CORTEX_MM
-from tmsplan.errors import ActivationError, RoiError, SpaceError
-from tmsplan.images import ImageLike, check_img, resample_to_img, voxel_to_world, world_to_voxel
-from tmsplan.pipeline.space import HeadSpace
-from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
+from tmsplan.target.atlas import roi_description, roi_mask_img
 
 GIVEN_TARGET_TOLERANCE_MM = 5.0
 """A given coordinate this close outside the brain is moved to it; farther is refused."""
@@ -43,7 +43,7 @@ def check_strategy(strategy: str | None, rule: str, candidates: int) -> str:
     Returns
     -------
     str
-        One of :data:`tmsplan.activation.STRATEGIES`.
+        One of :data:`tmsplan.target.activation.STRATEGIES`.
     """
     strategy = rule if strategy is None else strategy
     if isinstance(candidates, bool) or not isinstance(candidates, int) or not 0 <= candidates <= 20:
@@ -71,7 +71,7 @@ def check_inputs(
     Parameters
     ----------
     activation, target_mni, target_t1, roi, roi_mask, strategy, activation_space, activation_source
-        See :func:`tmsplan.plan.plan_target`.
+        See :func:`tmsplan.pipeline.plan.plan_target`.
     """
     if strategy == "depth-aware" and activation is None:
         raise ActivationError("--strategy depth-aware needs an activation map (--activation).")
@@ -102,7 +102,7 @@ def connectivity_choice(
     strategy : str
         Other strategies refuse the connectivity inputs and return None.
     activation, target_mni, target_t1, rest, confounds, rest_mask, seed_roi, seed_mask : Any
-        See :func:`tmsplan.plan.plan_target`.
+        See :func:`tmsplan.pipeline.plan.plan_target`.
     roi, roi_mask : Any
         The search region.
     sign : {"negative", "positive"}
@@ -111,10 +111,10 @@ def connectivity_choice(
 
     Returns
     -------
-    tmsplan.connectivity.ConnectivityTarget or None
+    tmsplan.target.connectivity.ConnectivityTarget or None
     """
-    from tmsplan.connectivity import connectivity_target
     from tmsplan.errors import ConnectivityError
+    from tmsplan.target.connectivity import connectivity_target
 
     if strategy != "connectivity":
         if any(x is not None for x in (rest, confounds, rest_mask, seed_roi, seed_mask)):
@@ -158,7 +158,7 @@ class RoiOnMap:
 
     Attributes
     ----------
-    roi : tmsplan.atlas.Roi or None
+    roi : tmsplan.target.atlas.Roi or None
         The atlas ROI (None for a user mask or none at all).
     info : dict or None
         The record's ``roi`` entry.
@@ -191,7 +191,7 @@ def roi_on_map(
 
     Parameters
     ----------
-    roi_obj : tmsplan.atlas.Roi, optional
+    roi_obj : tmsplan.target.atlas.Roi, optional
     roi_mask : image, optional
         A binary mask in the map's space (instead of ``roi_obj``).
     act_img : nibabel.Nifti1Image, optional
@@ -264,7 +264,7 @@ def depth_function(scalp: Any, space: HeadSpace, frame: str) -> Callable:
 
     Parameters
     ----------
-    scalp : tmsplan.head.ScalpSurface
+    scalp : tmsplan.head.scalp.ScalpSurface
     space : HeadSpace
     frame : str
         Frame of the points asked about (MNI points are carried to the head).
@@ -315,7 +315,7 @@ def choose_target(
     target_mni, target_t1 : (3,) float, optional
     strategy : {"peak", "cog", "depth-aware", "connectivity"}
     threshold, sign, candidates, min_cluster_mm3
-        See :func:`tmsplan.activation.select_target`.
+        See :func:`tmsplan.target.activation.select_target`.
     depth_of, max_depth_mm, coil
         For ``strategy="depth-aware"`` (:func:`depth_function`, the coil's reach).
 
@@ -540,7 +540,7 @@ def grey_matter_target(
 
     A target carried by a transform can land in white matter or CSF a few mm
     under the cortex. The patient's tissue is estimated in the carried brain
-    mask (:func:`tmsplan.cortex.estimate_tissue`); a target in white matter or
+    mask (:func:`tmsplan.target.cortex.estimate_tissue`); a target in white matter or
     CSF moves to the nearest grey matter toward the scalp (``snap=False``
     keeps it and records the tissue). Plans on the embedded MNI head and T1
     plans without a transform are returned unchanged.
@@ -550,7 +550,7 @@ def grey_matter_target(
     final : CarriedTarget
         From :func:`finalise_target`.
     space : HeadSpace
-    head : tmsplan.headcache.Head
+    head : tmsplan.head.cache.Head
         The head (its scalp sets "toward the scalp").
     snap : bool
         Move a white-matter/CSF target into grey matter.
@@ -563,8 +563,8 @@ def grey_matter_target(
     """
     from dataclasses import replace
 
-    from tmsplan.cortex import cortical_target, estimate_tissue
     from tmsplan.errors import ImageError
+    from tmsplan.target.cortex import cortical_target, estimate_tissue
 
     if not space.carried or final.brain_img is None:
         return final, []

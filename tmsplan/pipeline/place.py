@@ -10,14 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from tmsplan.coils import deep_target_verdict, get_coil
-from tmsplan.errors import ActivationError
-from tmsplan.headcache import Head
-from tmsplan.headcheck import check_entry, image_warnings
-from tmsplan.pipeline.choose import CarriedTarget
-from tmsplan.pipeline.result import Target
-from tmsplan.pipeline.space import HeadSpace, head_directions
-from tmsplan.projection import (
+from tmsplan.coil.catalogue import deep_target_verdict, get_coil
+from tmsplan.coil.placement import (
     DEFAULT_COIL_SKIN_DISTANCE_MM,
     DEFAULT_HANDLE_ANGLE_DEG,
     DEFAULT_MIDLINE_MM,
@@ -25,6 +19,12 @@ from tmsplan.projection import (
     CoilPlacement,
     place_coil,
 )
+from tmsplan.errors import ActivationError
+from tmsplan.head.cache import Head
+from tmsplan.head.checks import check_entry, image_warnings
+from tmsplan.pipeline.choose import CarriedTarget
+from tmsplan.pipeline.result import Target
+from tmsplan.pipeline.space import HeadSpace, head_directions
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
 
 FOV_CUT_WARNING_MM = 20.0
@@ -37,9 +37,9 @@ class CoilSettings:
 
     Attributes
     ----------
-    coil : tmsplan.coils.Coil
+    coil : tmsplan.coil.catalogue.Coil
     coil_skin_distance_mm, handle_angle_deg, max_depth_mm, normal_radius_mm : float
-        See :func:`tmsplan.projection.place_coil`.
+        See :func:`tmsplan.coil.placement.place_coil`.
     max_depth_source : str
         Where ``max_depth_mm`` came from (``--max-depth`` or the coil's reach).
     """
@@ -160,7 +160,7 @@ class Placed:
     ----------
     target : Target
         The chosen target (role ``"chosen"``, rank 1).
-    placement : tmsplan.projection.CoilPlacement
+    placement : tmsplan.coil.placement.CoilPlacement
     directions : dict
         Head directions used by the handle rule (for the candidates).
     deep_verdict : dict or None
@@ -196,7 +196,7 @@ def place_target(
     settings : CoilSettings
     name : str
         The target's name (messages, exports).
-    roi : tmsplan.atlas.Roi, optional
+    roi : tmsplan.target.atlas.Roi, optional
         Its hemisphere is compared with the target's.
     roi_id : str, optional
         The ROI id given (named by the deep-target verdict).
@@ -297,7 +297,7 @@ def place_candidates(
         The chosen target's name (candidates are ``<name>_candidate<rank>``).
     directions : dict
         The chosen target's head directions (:attr:`Placed.directions`).
-    roi : tmsplan.atlas.Roi, optional
+    roi : tmsplan.target.atlas.Roi, optional
         Adds each candidate's distance to the ROI centre.
 
     Returns
@@ -346,7 +346,7 @@ def clinic_positions(
     Parameters
     ----------
     head : Head
-    placement : tmsplan.projection.CoilPlacement
+    placement : tmsplan.coil.placement.CoilPlacement
     space : HeadSpace
     landmarks : path, optional
     motor_threshold : float, optional
@@ -354,10 +354,10 @@ def clinic_positions(
     Returns
     -------
     entries : dict
-        Record keys ``eeg1020`` and ``dose`` (:func:`tmsplan.clinic.clinic_entries`).
+        Record keys ``eeg1020`` and ``dose`` (:func:`tmsplan.clinic.terms.clinic_entries`).
     warnings : list of str
     """
-    from tmsplan.clinic import clinic_entries
+    from tmsplan.clinic.terms import clinic_entries
 
     warnings: list[str] = []
     entries = clinic_entries(
@@ -377,7 +377,7 @@ def candidate_frame(conn: Any, activation_space: str) -> str:
 
     Parameters
     ----------
-    conn : tmsplan.connectivity.ConnectivityTarget or None
+    conn : tmsplan.target.connectivity.ConnectivityTarget or None
     activation_space : {"MNI", "T1w"}
 
     Returns

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from tmsplan import __version__
-from tmsplan.images import ImageLike, file_sha256, image_source
-from tmsplan.projection import COIL_AXES, DEFAULT_MIDLINE_MM, HANDLE_RULE, CoilPlacement
-from tmsplan.record import DISCLAIMER, SCHEMA_VERSION, t1_description
+from tmsplan.coil.placement import COIL_AXES, DEFAULT_MIDLINE_MM, HANDLE_RULE, CoilPlacement
+from tmsplan.io.images import ImageLike, file_sha256, image_source
+from tmsplan.io.record import DISCLAIMER, SCHEMA_VERSION, t1_description
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, CoilPoses, Points
 
 
@@ -103,7 +103,7 @@ class Target:
         cortical_mni: np.ndarray | None = None,
         **extra: Any,
     ) -> Target:
-        """The target of a :class:`~tmsplan.projection.CoilPlacement`.
+        """The target of a :class:`~tmsplan.coil.placement.CoilPlacement`.
 
         Parameters
         ----------
@@ -189,8 +189,8 @@ def strategy_description(strategy: str, chosen: Any, conn: Any) -> dict:
     Parameters
     ----------
     strategy : str
-    chosen : tmsplan.activation.ActivationTarget or None
-    conn : tmsplan.connectivity.ConnectivityTarget or None
+    chosen : tmsplan.target.activation.ActivationTarget or None
+    conn : tmsplan.target.connectivity.ConnectivityTarget or None
 
     Returns
     -------
@@ -222,7 +222,7 @@ def activation_entry(
     Parameters
     ----------
     activation : image, optional
-    chosen : tmsplan.activation.ActivationTarget or None
+    chosen : tmsplan.target.activation.ActivationTarget or None
     activation_space : {"MNI", "T1w"}
     activation_source : dict, optional
     target_mni, target_t1 : (3,) float, optional
@@ -290,7 +290,7 @@ def build_record(
     ----------
     subject : str, optional
     space : tmsplan.pipeline.HeadSpace
-    head : tmsplan.headcache.Head
+    head : tmsplan.head.cache.Head
     roi_info, activation_info : dict
         The ``roi`` and ``activation`` entries.
     targets : tuple of Target
@@ -308,13 +308,13 @@ def build_record(
     deep_verdict : dict, optional
     warnings : list of str
         Every warning, in order (the list itself is kept).
-    conn : tmsplan.connectivity.ConnectivityTarget, optional
+    conn : tmsplan.target.connectivity.ConnectivityTarget, optional
 
     Returns
     -------
     dict
     """
-    from tmsplan.coils import coil_description
+    from tmsplan.coil.catalogue import coil_description
 
     frame, scalp = space.frame, head.scalp
     source = image_source(space.head_source)

@@ -11,10 +11,10 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from tmsplan.bundled import mni_head_path
 from tmsplan.errors import SpaceError
-from tmsplan.headcache import Head, load_head, registration_once, transform_once
-from tmsplan.images import ImageLike, check_img
+from tmsplan.head.cache import Head, load_head, registration_once, transform_once
+from tmsplan.io.bundled import mni_head_path
+from tmsplan.io.images import ImageLike, check_img
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
 
 
@@ -30,9 +30,9 @@ class HeadSpace:
         The head image as given (the embedded MNI head's path without a T1).
     t1_img : nibabel.Nifti1Image
         The head image, checked.
-    mni_to_subject : tmsplan.transforms.MniToSubject or None
+    mni_to_subject : tmsplan.xfm.transforms.MniToSubject or None
         MNI -> T1 transform (None on the MNI head or without a transform).
-    registration : tmsplan.registration.RegistrationResult or None
+    registration : tmsplan.xfm.registration.RegistrationResult or None
         The built-in registration, when it made ``mni_to_subject``.
     transform_info : dict or None
         The record's ``transform`` entry.
@@ -113,7 +113,7 @@ def resolve_head_space(
     t1 : image, optional
         The patient's head T1; ``None``: the embedded MNI152 head (1 mm).
     mni_to_t1, xfm_kind, xfm_moving, register, accept_poor_fit
-        See :func:`tmsplan.plan.plan_target`.
+        See :func:`tmsplan.pipeline.plan.plan_target`.
     needs_mni : bool
         Some input is in MNI (atlas ROI, group map, ``target_mni``): a patient
         T1 then needs a transform.
@@ -178,10 +178,10 @@ def _resolve_transform(
     if mni_to_t1 is None and not register:
         return None, None, None
     if mni_to_t1 is not None:
-        from tmsplan.transforms import MniToSubject
+        from tmsplan.xfm.transforms import MniToSubject
 
         if isinstance(mni_to_t1, MniToSubject):
-            from tmsplan.transform_check import check_transform_fit
+            from tmsplan.xfm.check import check_transform_fit
 
             xfm, _ = check_transform_fit(
                 mni_to_t1, t1_img, what="the given transform", accept_poor_fit=accept_poor_fit
@@ -218,7 +218,7 @@ def _resolve_transform(
 
 
 def head_for(space: HeadSpace, head: Head | None = None) -> Head:
-    """The :class:`~tmsplan.headcache.Head` of the plan's head image (loaded, or checked).
+    """The :class:`~tmsplan.head.cache.Head` of the plan's head image (loaded, or checked).
 
     Parameters
     ----------

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tmsplan.record import target_pose
+from tmsplan.io.record import target_pose
 from tmsplan.render.meshes import COLORS
 
 if TYPE_CHECKING:  # pragma: no cover

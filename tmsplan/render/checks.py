@@ -12,7 +12,7 @@ import numpy as np
 import trimesh
 
 from tmsplan.errors import RenderError
-from tmsplan.record import target_pose
+from tmsplan.io.record import target_pose
 from tmsplan.render.meshes import _as_trimesh, _coil_is_stand_in, _roi_sphere, coil_meshes
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tmsplan.outputs import check_writable, write_bytes
+from tmsplan.io.outputs import check_writable, write_bytes
 from tmsplan.render._vtk import png_bytes, pyvista
 from tmsplan.render.camera import set_view
 from tmsplan.render.meshes import COLORS, _decimated

@@ -12,7 +12,7 @@ import numpy as np
 import trimesh
 
 from tmsplan.errors import ImageError
-from tmsplan.images import ImageLike, check_img, voxel_to_world
+from tmsplan.io.images import ImageLike, check_img, voxel_to_world
 from tmsplan.render._vtk import pyvista
 
 if TYPE_CHECKING:  # pragma: no cover

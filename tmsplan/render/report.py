@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from tmsplan import __version__, interrupts
+from tmsplan import __version__
 from tmsplan.errors import RecordError, TmsplanWarning
-from tmsplan.images import ImageLike, check_img, file_sha256
-from tmsplan.outputs import check_writable, write_bytes, write_files
-from tmsplan.record import DISCLAIMER, check_record, target_pose
+from tmsplan.io import interrupts
+from tmsplan.io.images import ImageLike, check_img, file_sha256
+from tmsplan.io.outputs import check_writable, write_bytes, write_files
+from tmsplan.io.record import DISCLAIMER, check_record, target_pose
 from tmsplan.render._vtk import png_bytes, read_png
 from tmsplan.render.html import inert_urls
 
@@ -218,7 +219,7 @@ def _target_section(record: Mapping, index: int, target: Mapping, geometry: Mapp
     if target.get("handle_rule_applied"):
         rows.append(("handle rule applied", target["handle_rule_applied"]))
     for key in ("role", "rank", "why", "score", "value", "r", "z", "distance_to_roi_centre_mm"):
-        if target.get(key) is not None:  # ranked candidates (tmsplan.plan)
+        if target.get(key) is not None:  # ranked candidates (tmsplan.pipeline.plan)
             rows.append((key.replace("_", " "), _fmt(target[key], 3)))
     rows.append(("reachable", "yes" if reachable else f"NO: {target.get('unreachable_reason')}"))
     checks = []
@@ -548,7 +549,7 @@ def write_report(
     Parameters
     ----------
     record : dict
-        Plan record (checked with :func:`tmsplan.record.check_record`).
+        Plan record (checked with :func:`tmsplan.io.record.check_record`).
     out_dir : str or os.PathLike
         Folder; the report is ``<out_dir>/report.html``.
     pictures : dict of str to path
@@ -659,7 +660,7 @@ def make_report(
     activation_img, roi_img, landmarks
         See :func:`tmsplan.render.scene.plan_plotter`. Like every layer, they
         must be in the record's frame (``record["space"]``): the caller carries
-        them there (as :func:`tmsplan.plan.plan_target` does).
+        them there (as :func:`tmsplan.pipeline.plan.plan_target` does).
     views : sequence of str
         3D views to render.
     interactive : bool

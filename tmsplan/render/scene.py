@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tmsplan.errors import ImageError, TmsplanError
-from tmsplan.images import ImageLike
-from tmsplan.outputs import check_writable, write_bytes
-from tmsplan.record import target_pose
+from tmsplan.io.images import ImageLike
+from tmsplan.io.outputs import check_writable, write_bytes
+from tmsplan.io.record import target_pose
 from tmsplan.render._vtk import is_blank, png_bytes, pyvista
 from tmsplan.render.camera import VIEWS, project_to_screen, set_view
 from tmsplan.render.checks import _expected_layers, check_layers, scene_geometry

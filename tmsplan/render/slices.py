@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from tmsplan.errors import TmsplanError
-from tmsplan.images import ImageLike, check_img
-from tmsplan.outputs import check_writable, write_bytes
+from tmsplan.io.images import ImageLike, check_img
+from tmsplan.io.outputs import check_writable, write_bytes
 from tmsplan.render._vtk import is_blank, read_png
 
 __all__ = ["slices_png", "render_slices"]

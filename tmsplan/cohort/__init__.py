@@ -1,0 +1,1 @@
+"""Many patients: manifests, the batch runner and the cohort summary."""

@@ -1,0 +1,1 @@
+"""Choosing a cortical target: the craving atlas, activation maps, connectivity, grey matter."""

@@ -1,0 +1,1 @@
+"""MNI -> patient transforms: point mappings, file readers, fit checks and registration."""
