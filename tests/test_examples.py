@@ -7,14 +7,14 @@ fresh process (as a user would), inside a temporary folder.
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from _paths import REPO
 
 from tmsplan.io.record import read_record
 from tmsplan.io.record_checks import validate_record
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 

@@ -8,11 +8,10 @@ is never the first crossing from outside).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nibabel as nib
 import numpy as np
 import pytest
+from _paths import SHARED
 from nibabel.affines import apply_affine
 from scipy import ndimage
 from skimage.filters import threshold_otsu
@@ -20,7 +19,7 @@ from skimage.filters import threshold_otsu
 import tmsplan
 from tmsplan.xfm.registration import register_mni_to_t1
 
-HEADS = Path(__file__).resolve().parents[2] / "shared" / "real-heads"
+HEADS = SHARED / "real-heads"
 CHRIS = HEADS / "chris_t1.nii.gz"
 
 pytestmark = [

@@ -2,18 +2,18 @@
 
 import importlib.util
 import json
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from _paths import TEST_DATA
 from _phantoms import rigid_scaling
 
 from tmsplan.io.bundled import load_mni_head
 from tmsplan.io.record_checks import validate_record
 from tmsplan.pipeline.plan import plan_target
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = TEST_DATA
 
 AXIS_ATOL = 1e-3
 """Coil axes (unit vectors): 1e-3 is 0.06 deg; a turned handle by 1 deg moves an axis by 0.017."""

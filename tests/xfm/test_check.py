@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from _paths import SHARED
 from _phantoms import rigid_scaling, synthetic_patient
 
 from tmsplan.cli import main
@@ -26,7 +26,7 @@ from tmsplan.xfm.check import (
 )
 from tmsplan.xfm.transforms import MniToSubject, load_mni_to_subject
 
-REAL_T1 = Path(__file__).resolve().parents[2] / "shared" / "real-heads" / "chris_t1.nii.gz"
+REAL_T1 = SHARED / "real-heads" / "chris_t1.nii.gz"
 TARGETS_MNI = np.array([[-38.0, 44.0, 26.0], [-37.0, -21.0, 58.0], [-24.0, 64.0, 0.0]])
 
 

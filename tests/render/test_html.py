@@ -12,10 +12,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from _paths import TESTS
 
 from tmsplan.render import html, scene
-
-TESTS = Path(__file__).resolve().parent
 
 # http(s) text left in the exported vtk.js scene, none of which is loaded:
 JUSTIFIED_URLS = {

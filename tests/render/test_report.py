@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import _sphere_mesh, _synthetic_record
 from PIL import Image
-from test_render_html import JUSTIFIED_URLS
+from test_html import JUSTIFIED_URLS
 
 from tmsplan.errors import OutputExistsError, RecordError, TmsplanWarning
 from tmsplan.io.images import file_sha256

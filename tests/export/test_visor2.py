@@ -1,14 +1,14 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from _export_records import RAS_AFFINE, left_pose, make_record, make_t1, random_poses
+from _paths import SHARED
 
 from tmsplan.errors import FormatError, OutputExistsError, PoseError, SpaceError
 from tmsplan.export.visor2 import read_visor2, visor2_fingerprint, write_visor2
 
-VENDOR = Path(__file__).resolve().parents[2] / "shared" / "vendor-samples" / "ant"
+VENDOR = SHARED / "vendor-samples" / "ant"
 SAMPLE = VENDOR / "ioJson3DMarker_example_SimNIBS.mrk"
 needs_vendor = pytest.mark.skipif(
     not SAMPLE.is_file(), reason="vendor samples (../shared/vendor-samples) not available"

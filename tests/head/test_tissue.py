@@ -10,11 +10,10 @@ the top, and noise. The brain mask is a sphere a few millimetres off, like an
 MNI mask carried in by a registration.
 """
 
-from pathlib import Path
-
 import nibabel as nib
 import numpy as np
 import pytest
+from _paths import SHARED
 from _phantoms import from_world, restore
 from scipy import ndimage
 
@@ -38,7 +37,7 @@ CSF_R = 66.0
 NUCLEUS = (np.array([22.0, 0.0, 0.0]), 5.0)  # deep grey matter inside the white matter
 VENTRICLES = ((-7.0, 0.0, 10.0), (7.0, 0.0, 10.0))  # CSF ellipsoids, semi-axes 4, 16, 6 mm
 INTENSITY = {CSF: 300.0, GREY_MATTER: 600.0, WHITE_MATTER: 760.0}  # GM/WM as real T1s (0.8)
-REAL_HEADS = Path(__file__).resolve().parents[2] / "shared" / "real-heads"
+REAL_HEADS = SHARED / "real-heads"
 
 
 def gm_outer_radius(x, r):

@@ -1,10 +1,10 @@
 import xml.etree.ElementTree as ET
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
 from _export_records import left_pose, make_record, random_poses
+from _paths import SHARED
 
 from tmsplan.errors import OutputExistsError, PoseError, SpaceError
 from tmsplan.export import localite
@@ -17,7 +17,7 @@ from tmsplan.export.localite import (
     write_localite_entrytarget,
 )
 
-VENDOR = Path(__file__).resolve().parents[2] / "shared" / "vendor-samples" / "localite"
+VENDOR = SHARED / "vendor-samples" / "localite"
 needs_vendor = pytest.mark.skipif(
     not VENDOR.is_dir(), reason="vendor samples (../shared/vendor-samples) not available"
 )

@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _export_records import RAS_AFFINE, left_pose, make_record, make_t1, random_poses
+from _paths import SHARED
 
 from tmsplan.errors import FormatError, OutputExistsError, PoseError, RecordError, SpaceError
 from tmsplan.export import ExportWarning
@@ -13,7 +14,7 @@ from tmsplan.export.brainsight import (
     write_brainsight,
 )
 
-VENDOR = Path(__file__).resolve().parents[2] / "shared" / "vendor-samples" / "brainsight"
+VENDOR = SHARED / "vendor-samples" / "brainsight"
 needs_vendor = pytest.mark.skipif(
     not VENDOR.is_dir(), reason="vendor samples (../shared/vendor-samples) not available"
 )
