@@ -126,8 +126,6 @@ class ScalpProximity:
     """
 
     def __init__(self, mesh: trimesh.Trimesh, fov_boundary: np.ndarray | None = None) -> None:
-        from scipy.spatial import cKDTree
-
         vertices = np.asarray(mesh.vertices, dtype=np.float64)
         faces = np.asarray(mesh.faces, dtype=np.int64)
         fov = np.zeros(len(vertices), dtype=bool)
@@ -141,10 +139,11 @@ class ScalpProximity:
         self.mesh = mesh
         self.fov_boundary = fov
         self.skin_faces = ~fov[faces].any(axis=1) if fov.any() else None
+        self._vertices = vertices
         self._triangles = vertices[faces]
-        self._tree = cKDTree(vertices)
-        skin_vertices = np.unique(faces[self.skin_faces]) if self.skin_faces is not None else None
-        self._skin_tree = None if skin_vertices is None else cKDTree(vertices[skin_vertices])
+        self._skin_vertices = (
+            np.unique(faces[self.skin_faces]) if self.skin_faces is not None else None
+        )
         edges = self._triangles - np.roll(self._triangles, 1, axis=1)
         self._max_edge = float(np.sqrt((edges**2).sum(axis=2)).max()) if len(faces) else 0.0
         flat = faces.reshape(-1)
@@ -176,11 +175,13 @@ class ScalpProximity:
         allowed = self.skin_faces if skin_only else None
         if allowed is not None and not allowed.any():
             raise HeadSurfaceError("the scalp surface has no skin faces to place a coil on.")
-        tree = self._skin_tree if allowed is not None else self._tree
-        bound, _ = tree.query(point)
+        # one point against every vertex: a plain scan is faster than building a search tree
+        squared = np.einsum("ij,ij->i", self._vertices - point, self._vertices - point)
+        pool = squared if allowed is None else squared[self._skin_vertices]
+        bound = float(np.sqrt(pool.min()))
         # a triangle with a point within `bound` has every vertex within bound + its edge
-        near = self._tree.query_ball_point(point, bound + self._max_edge + 1e-6)
-        near = np.asarray(near, dtype=np.int64)
+        reach = bound + self._max_edge + 1e-6
+        near = np.flatnonzero(squared <= reach * reach)
         start = self._vertex_start
         ranges = [self._vertex_faces[start[v] : start[v + 1]] for v in near]
         candidates = np.unique(np.concatenate(ranges))
@@ -192,6 +193,48 @@ class ScalpProximity:
         distances = np.linalg.norm(closest - point, axis=1)
         best = int(np.argmin(distances))
         return closest[best].astype(np.float64), float(distances[best]), int(candidates[best])
+
+    def ray_crossings(self, origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        """Distances along a ray to every triangle it crosses (Moller-Trumbore).
+
+        Only the triangles that can meet the ray are tested (those with a vertex
+        within the longest edge of its line), so no search tree is needed.
+
+        Parameters
+        ----------
+        origin : (3,) float
+            Start of the ray, world mm.
+        direction : (3,) float
+            Unit direction of the ray.
+
+        Returns
+        -------
+        (k,) float64
+            Distances (mm, >= 0) from ``origin`` to the crossings, unordered;
+            empty when the ray meets no triangle.
+        """
+        origin = np.asarray(origin, dtype=np.float64).reshape(3)
+        direction = np.asarray(direction, dtype=np.float64).reshape(3)
+        rel = self._triangles[:, 0] - origin
+        along = rel @ direction
+        off = rel - along[:, None] * direction
+        reach = self._max_edge
+        near = (np.einsum("ij,ij->i", off, off) <= reach * reach) & (along >= -reach)
+        tri = self._triangles[near]
+        edge1, edge2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+        p = np.cross(direction, edge2)
+        det = np.einsum("ij,ij->i", edge1, p)
+        ok = np.abs(det) > 1e-12
+        inv = np.zeros_like(det)
+        inv[ok] = 1.0 / det[ok]
+        s = origin - tri[:, 0]
+        u = np.einsum("ij,ij->i", s, p) * inv
+        q = np.cross(s, edge1)
+        v = (q @ direction) * inv
+        t = np.einsum("ij,ij->i", edge2, q) * inv
+        eps = 1e-9
+        hit = ok & (u >= -eps) & (v >= -eps) & (u + v <= 1.0 + eps) & (t >= 0.0)
+        return t[hit]
 
     def contains(self, point: np.ndarray) -> bool:
         """Whether ``point`` lies inside the closed surface (generalised winding number).

@@ -42,6 +42,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from collections.abc import Callable
 from warnings import warn
 
 import numpy as np
@@ -57,16 +58,19 @@ __all__ = [
     "HEAD_ALGORITHM_VERSION",
     "Head",
     "cache_folder",
+    "derived_once",
     "load_head",
     "registration_once",
     "transform_once",
 ]
 
-HEAD_ALGORITHM_VERSION = 2
-"""Version of the scalp algorithm in cached heads; bump it when :mod:`tmsplan.head.scalp` changes
-the surface it computes (old cache entries are then ignored and rebuilt)."""
+HEAD_ALGORITHM_VERSION = 3
+"""Version of what cached heads hold; bump it when :mod:`tmsplan.head.scalp` changes the surface
+it computes or :mod:`tmsplan.clinic.eeg1020` the positions it places on it (old cache entries
+are then ignored and rebuilt)."""
 
 _FORMAT = "tmsplan-head-v1"
+_DERIVED_FORMAT = "tmsplan-head-derived-v1"
 _MEMO_SIZE = 4
 _MEMO: OrderedDict[tuple, Head] = OrderedDict()
 _REGISTRATIONS: OrderedDict[tuple, Any] = OrderedDict()
@@ -100,6 +104,8 @@ class Head:
         The cache entry this head was read from or written to.
     from_cache : bool
         True when read from the disk cache rather than computed.
+    derived : dict
+        Data computed from this head alone, kept in memory (see :func:`derived_once`).
     """
 
     scalp: ScalpSurface
@@ -112,6 +118,7 @@ class Head:
     landmarks: dict | None = None
     cache_path: Path | None = None
     from_cache: bool = False
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def mesh(self):
@@ -406,6 +413,86 @@ def load_head(
             )
         _remember(memo_key, head, _MEMO)
     return head
+
+
+def _derived_checksum(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _read_derived(path: Path, request: dict) -> Any:
+    """The data stored at ``path`` for ``request``, or None (missing, corrupt, another's)."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(stored, dict)
+        or stored.get("format") != _DERIVED_FORMAT
+        or stored.get("request") != request
+        or stored.get("checksum") != _derived_checksum(stored.get("data"))
+    ):
+        return None
+    return stored["data"]
+
+
+def derived_once(head: Head, name: str, key: dict, compute: Callable[[], Any]) -> Any:
+    """Data computed from a head alone (e.g. its 10-20 positions), once, cached with the head.
+
+    Kept in the head's memory and, for a head in the disk cache, in a JSON file
+    beside its entry (``<entry>.<name>-<digest>.json``: the request, the data and
+    a SHA-256 of the data; written atomically). A file that cannot be read,
+    belongs to another request or fails its checksum is recomputed and rewritten.
+    The head entry's key (T1 checksum, frame, tmsplan version,
+    :data:`HEAD_ALGORITHM_VERSION`) names the file, so a new head never reuses it.
+
+    Parameters
+    ----------
+    head : Head
+    name : str
+        What the data is (a file-name word, e.g. ``"eeg1020"``).
+    key : dict
+        JSON-ready inputs besides the head that the data depends on (e.g. the
+        landmarks); floats are compared exactly.
+    compute : callable
+        ``compute() -> data``, JSON-ready (floats round-trip exactly).
+
+    Returns
+    -------
+    object
+        The data (the same object on every call in a process: do not modify it).
+    """
+    request = json.loads(json.dumps({"name": name, "key": key}, sort_keys=True))
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:24]
+    with _LOCK:
+        if digest in head.derived:
+            return head.derived[digest]
+    path = None
+    if head.cache_path is not None:
+        path = head.cache_path.with_name(f"{head.cache_path.stem}.{name}-{digest}.json")
+        data = _read_derived(path, request)
+        if data is not None:
+            with _LOCK:
+                head.derived[digest] = data
+            return data
+    data = json.loads(json.dumps(compute()))  # stored as it will be read back
+    if path is not None:
+        from tmsplan.io.outputs import write_text
+
+        text = json.dumps(
+            {
+                "format": _DERIVED_FORMAT,
+                "request": request,
+                "checksum": _derived_checksum(data),
+                "data": data,
+            }
+        )
+        try:
+            write_text(path, text + "\n", overwrite=True)
+        except OSError:  # an unwritable cache: load_head has said so; recomputed next time
+            pass
+    with _LOCK:
+        head.derived[digest] = data
+    return data
 
 
 def _image_digest(img) -> str:

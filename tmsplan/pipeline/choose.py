@@ -26,6 +26,18 @@ from tmsplan.target.activation import (
     statistical_threshold,
 )
 from tmsplan.target.atlas import roi_description, roi_mask_img
+from tmsplan.io.bundled import load_mni_brain_mask
+from tmsplan.coil.catalogue import SCALP_TO_CORTEX_MM
+from tmsplan.errors import ActivationError, RoiError, SpaceError
+from tmsplan.io.images import (
+    ImageLike,
+    check_img,
+    nearest_voxel,
+    resample_to_img,
+    world_to_voxel,
+)
+from tmsplan.pipeline.space import HeadSpace
+from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
 
 GIVEN_TARGET_TOLERANCE_MM = 5.0
 """A given coordinate this close outside the brain is moved to it; farther is refused."""
@@ -413,16 +425,14 @@ def carry_target(target: Points, space: HeadSpace) -> tuple[CarriedTarget, list[
 
 def _snap_into(mask_img: nib.Nifti1Image, xyz: np.ndarray) -> tuple[np.ndarray, float]:
     """Nearest voxel centre of a binary mask to ``xyz`` (itself when inside); distance mm."""
-    data = np.asarray(mask_img.dataobj) > 0
+    data = np.asarray(mask_img.dataobj)
     ijk = np.round(world_to_voxel(mask_img.affine, xyz[None])[0]).astype(int)
-    if np.all(ijk >= 0) and np.all(ijk < data.shape) and data[tuple(ijk)]:
+    if np.all(ijk >= 0) and np.all(ijk < data.shape) and data[tuple(ijk)] > 0:
         return xyz, 0.0
-    inside = np.argwhere(data)
-    if inside.size == 0:
+    nearest, distance = nearest_voxel(data, mask_img.affine, xyz)
+    if nearest is None:
         raise SpaceError("the brain mask carried into the T1 is empty; check the transform.")
-    world = voxel_to_world(mask_img.affine, inside)
-    nearest = int(np.argmin(np.sum((world - xyz) ** 2, axis=1)))
-    return world[nearest], float(np.linalg.norm(world[nearest] - xyz))
+    return nearest, distance
 
 
 def _given_target_in_brain(
@@ -442,11 +452,8 @@ def _given_target_in_brain(
 
 
 def _inside(mask_img: nib.Nifti1Image, xyz: np.ndarray, tolerance_mm: float) -> bool:
-    data = np.asarray(mask_img.dataobj) > 0
-    if not data.any():
-        return False
-    world = voxel_to_world(mask_img.affine, np.argwhere(data))
-    return bool(np.min(np.linalg.norm(world - xyz, axis=1)) <= tolerance_mm)
+    _, distance = nearest_voxel(np.asarray(mask_img.dataobj), mask_img.affine, xyz)
+    return distance <= tolerance_mm
 
 
 def finalise_target(

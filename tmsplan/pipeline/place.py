@@ -229,6 +229,7 @@ def place_target(
         space.t1_img,
         brain_img=final.brain_img,
         name=name,
+        proximity=head.proximity,
     )
     warnings.extend(entry_check.warnings)
     if not entry_check.on_outer_skin:
@@ -368,6 +369,7 @@ def clinic_positions(
         landmarks=landmarks,
         motor_threshold=motor_threshold,
         warnings=warnings,
+        head=head,
     )
     return entries, warnings
 
