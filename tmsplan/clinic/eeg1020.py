@@ -206,7 +206,9 @@ class CapPositions:
             frame=str(data["frame"]),
             system=str(data["system"]),
             landmarks=Landmarks(
-                np.asarray(marks["xyz"], dtype=np.float64), str(marks["frame"]), str(marks["source"])
+                np.asarray(marks["xyz"], dtype=np.float64),
+                str(marks["frame"]),
+                str(marks["source"]),
             ),
             tape_mm={str(k): float(v) for k, v in data["tape_mm"].items()},
             on_cut=tuple(str(n) for n in data["on_cut"]),

@@ -13,9 +13,9 @@ import nibabel as nib
 import numpy as np
 from nibabel.affines import apply_affine
 
+from tmsplan.coil.placement import ScalpProximity
 from tmsplan.head.scalp import ScalpSurface
 from tmsplan.io.images import nearest_voxel
-from tmsplan.coil.placement import ScalpProximity
 
 __all__ = [
     "COARSE_VOXEL_MM",

@@ -15,7 +15,13 @@ import numpy as np
 from tmsplan.coil.catalogue import SCALP_TO_CORTEX_MM
 from tmsplan.errors import ActivationError, RoiError, SpaceError
 from tmsplan.io.bundled import load_mni_brain_mask
-from tmsplan.io.images import ImageLike, check_img, resample_to_img, voxel_to_world, world_to_voxel
+from tmsplan.io.images import (
+    ImageLike,
+    check_img,
+    nearest_voxel,
+    resample_to_img,
+    world_to_voxel,
+)
 from tmsplan.pipeline.space import HeadSpace
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
 from tmsplan.target.activation import (
@@ -26,18 +32,6 @@ from tmsplan.target.activation import (
     statistical_threshold,
 )
 from tmsplan.target.atlas import roi_description, roi_mask_img
-from tmsplan.io.bundled import load_mni_brain_mask
-from tmsplan.coil.catalogue import SCALP_TO_CORTEX_MM
-from tmsplan.errors import ActivationError, RoiError, SpaceError
-from tmsplan.io.images import (
-    ImageLike,
-    check_img,
-    nearest_voxel,
-    resample_to_img,
-    world_to_voxel,
-)
-from tmsplan.pipeline.space import HeadSpace
-from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
 
 GIVEN_TARGET_TOLERANCE_MM = 5.0
 """A given coordinate this close outside the brain is moved to it; farther is refused."""
