@@ -323,3 +323,18 @@ def test_cached_positions_equal_positions_computed_on_the_surface(tmp_path):
     assert cached.tape_mm == fresh.tape_mm and cached.describe() == fresh.describe()
     assert point is not None and point.shape == (3,)
     assert list((tmp_path / "heads").glob("*.eeg1020-*.json"))
+
+
+def test_a_head_read_from_the_cache_keeps_what_the_entry_checks_need(tmp_path, monkeypatch):
+    import tmsplan.headcache as headcache
+
+    built = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
+    assert not built.from_cache and built.scalp.skin_level is not None
+    monkeypatch.setattr(headcache, "_MEMO", type(headcache._MEMO)())
+    read = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
+    assert read.from_cache
+    # the skin level makes the entry check look at the T1 itself; without it, it would not
+    assert read.scalp.skin_level == built.scalp.skin_level
+    assert read.scalp.genus == built.scalp.genus
+    assert read.scalp.voxel_mm == pytest.approx(built.scalp.voxel_mm)
+    assert read.scalp.voxel_mm == pytest.approx((2.0, 2.0, 2.0))

@@ -17,8 +17,10 @@ Cache
   not cached on disk.
 * **Format**: one ``.npz`` per head, no pickle: ``vertices`` (n, 3) float64,
   ``faces`` (m, 3) int32, ``fov_boundary`` (n,) bool and ``meta`` (JSON text:
-  frame, T1 checksum, shape and affine, defacing flag, notes, versions and a
-  SHA-256 of the arrays). Written atomically (temporary file + rename), so
+  frame, T1 checksum, shape and affine, defacing flag, notes, the skin level,
+  genus and voxel size the entry self-checks use, versions and a SHA-256 of the
+  arrays). Data derived from the head alone (its 10-10 positions) sit beside it
+  in JSON files (:func:`derived_once`). Written atomically (temporary file + rename), so
   concurrent workers building the same head never see half a file.
 * **Trust**: an entry that cannot be read, belongs to another key or whose
   arrays do not match the stored checksum is rebuilt and rewritten, never used.
@@ -228,6 +230,9 @@ def _meta(head: Head) -> dict:
         "t1_affine": np.asarray(head.t1_affine, dtype=np.float64).tolist(),
         "defaced": bool(head.scalp.defaced),
         "notes": list(head.scalp.notes),
+        "skin_level": None if head.scalp.skin_level is None else float(head.scalp.skin_level),
+        "genus": int(head.scalp.genus),
+        "voxel_mm": [float(v) for v in head.scalp.voxel_mm],
         "tmsplan_version": __version__,
         "head_algorithm_version": HEAD_ALGORITHM_VERSION,
     }
@@ -284,6 +289,14 @@ def _decode(path: Path, *, t1_sha256: str, frame: str, t1_path: str) -> Head | N
         or faces.max() >= len(vertices)
     ):
         return None
+    try:  # what the entry self-checks need: the skin level in the T1, genus, voxel size
+        level = meta["skin_level"]
+        skin_level = None if level is None else float(level)
+        genus, voxel_mm = int(meta["genus"]), tuple(float(v) for v in meta["voxel_mm"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if len(voxel_mm) != 3:
+        return None
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     scalp = ScalpSurface(
         mesh=mesh,
@@ -291,6 +304,9 @@ def _decode(path: Path, *, t1_sha256: str, frame: str, t1_path: str) -> Head | N
         fov_boundary=fov,
         defaced=bool(meta["defaced"]),
         notes=tuple(str(n) for n in meta["notes"]),
+        skin_level=skin_level,
+        genus=genus,
+        voxel_mm=voxel_mm,
     )
     return Head(
         scalp=scalp,
