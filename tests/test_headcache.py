@@ -326,7 +326,7 @@ def test_cached_positions_equal_positions_computed_on_the_surface(tmp_path):
 
 
 def test_a_head_read_from_the_cache_keeps_what_the_entry_checks_need(tmp_path, monkeypatch):
-    import tmsplan.headcache as headcache
+    import tmsplan.head.cache as headcache
 
     built = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
     assert not built.from_cache and built.scalp.skin_level is not None
