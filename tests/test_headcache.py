@@ -1,5 +1,6 @@
 """The Head: a T1's scalp surface computed once, cached on disk, reused across targets."""
 
+import os
 import shutil
 
 import nibabel as nib
@@ -338,3 +339,29 @@ def test_a_head_read_from_the_cache_keeps_what_the_entry_checks_need(tmp_path, m
     assert read.scalp.genus == built.scalp.genus
     assert read.scalp.voxel_mm == pytest.approx(built.scalp.voxel_mm)
     assert read.scalp.voxel_mm == pytest.approx((2.0, 2.0, 2.0))
+
+
+def test_a_plan_on_a_cached_head_imports_neither_trimesh_nor_scipy_submodules(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TMSPLAN_CACHE_DIR": str(tmp_path / "cache")}
+    plan = ["plan", "--target-mni", "-38", "44", "26", "--no-report", "--formats", "none"]
+    script = (
+        "import sys; from tmsplan.cli import main; "
+        f"code = main({plan!r} + ['--out', sys.argv[1]]); "
+        "heavy = ('trimesh', 'networkx', 'scipy.spatial', 'scipy.ndimage', 'scipy.sparse'); "
+        "heavy = sorted(m for m in heavy if m in sys.modules); "
+        "print(code, ','.join(heavy) or 'none')"
+    )
+
+    def run(out):
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(out)], env=env, capture_output=True, text=True
+        )
+        return done.stdout.split()[-2:]
+
+    assert run(tmp_path / "first")[0] == "0"  # builds the head: trimesh and scipy needed
+    # the entry check, the 10-10 positions and the pose on a cached head need numpy only
+    # (nibabel imports the bare scipy package itself)
+    assert run(tmp_path / "second") == ["0", "none"]

@@ -58,10 +58,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import trimesh
 
 from tmsplan.head.landmarks import (
     LANDMARK_NAMES,
@@ -75,6 +74,9 @@ from tmsplan.head.landmarks import (
     read_landmarks,
 )
 from tmsplan.spaces import MNI_FRAME, as_points_array
+
+if TYPE_CHECKING:  # trimesh (with scipy and networkx) is imported where it is used
+    import trimesh
 
 __all__ = [
     "LANDMARK_NAMES",
@@ -330,6 +332,8 @@ def _loops(segments: np.ndarray) -> list[np.ndarray]:
 
 def _arc(mesh: trimesh.Trimesh, start: np.ndarray, end: np.ndarray, via: np.ndarray) -> _Arc:
     """The arc on the mesh from ``start`` to ``end`` through ``via`` (one plane cut)."""
+    import trimesh
+
     normal = np.cross(end - start, via - start)
     norm = np.linalg.norm(normal)
     if norm < 1e-6 * max(1.0, np.linalg.norm(end - start) ** 2):

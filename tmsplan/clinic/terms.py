@@ -8,13 +8,15 @@ Glue between :mod:`tmsplan.pipeline.plan` and :mod:`tmsplan.clinic.eeg1020`,
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import trimesh
 
 from tmsplan.errors import TmsplanError
 from tmsplan.spaces import MNI_FRAME, Points
+
+if TYPE_CHECKING:  # trimesh (with scipy and networkx) is imported where it is used
+    import trimesh
 
 __all__ = ["clinic_entries", "eeg1020_entry", "dose_entry", "head_cap_positions"]
 
@@ -165,6 +167,8 @@ def dose_entry(
     -------
     dict
     """
+    import trimesh
+
     from tmsplan.clinic.dose import HAND_KNOB_MNI, fit_local_radius, sphere_dose, stokes_dose
 
     knob = to_head(Points(np.array(HAND_KNOB_MNI), MNI_FRAME)).xyz[0]

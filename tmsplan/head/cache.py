@@ -240,8 +240,8 @@ def _meta(head: Head) -> dict:
 
 def _encode(head: Head) -> bytes:
     arrays = {
-        "vertices": np.asarray(head.mesh.vertices, dtype=np.float64),
-        "faces": np.asarray(head.mesh.faces, dtype=np.int32),
+        "vertices": np.asarray(head.scalp.vertices, dtype=np.float64),
+        "faces": np.asarray(head.scalp.faces, dtype=np.int32),
         "fov_boundary": np.asarray(head.fov_boundary, dtype=bool),
     }
     meta = {**_meta(head), "checksum": _arrays_checksum(arrays)}
@@ -252,8 +252,6 @@ def _encode(head: Head) -> bytes:
 
 def _decode(path: Path, *, t1_sha256: str, frame: str, t1_path: str) -> Head | None:
     """The head stored at ``path``, or None when it is missing, corrupt or another key's."""
-    import trimesh
-
     try:
         data = path.read_bytes()
         with np.load(io.BytesIO(data), allow_pickle=False) as stored:
@@ -297,9 +295,8 @@ def _decode(path: Path, *, t1_sha256: str, frame: str, t1_path: str) -> Head | N
         return None
     if len(voxel_mm) != 3:
         return None
-    mesh = trimesh.Trimesh(vertices, faces, process=False)
     scalp = ScalpSurface(
-        mesh=mesh,
+        (vertices, faces),  # the trimesh mesh is built only if something asks for it
         frame=frame,
         fov_boundary=fov,
         defaced=bool(meta["defaced"]),
@@ -315,7 +312,7 @@ def _decode(path: Path, *, t1_sha256: str, frame: str, t1_path: str) -> Head | N
         t1_sha256=t1_sha256,
         t1_shape=tuple(int(n) for n in meta["t1_shape"]),
         t1_affine=np.asarray(meta["t1_affine"], dtype=np.float64),
-        proximity=ScalpProximity(mesh, fov),
+        proximity=ScalpProximity(scalp, fov),
         cache_path=path,
         from_cache=True,
     )
@@ -410,7 +407,7 @@ def load_head(
         t1_sha256=t1_sha256,
         t1_shape=tuple(int(n) for n in header_img.shape[:3]),
         t1_affine=np.asarray(header_img.affine, dtype=np.float64),
-        proximity=ScalpProximity(scalp.mesh, scalp.fov_boundary),
+        proximity=ScalpProximity(scalp, scalp.fov_boundary),
         cache_path=path,
         from_cache=False,
     )

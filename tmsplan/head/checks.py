@@ -191,9 +191,9 @@ def check_entry(
     warnings: list[str] = []
     data = np.asanyarray(t1_img.dataobj)  # in memory once checked; only ray samples are read
     if proximity is None:
-        proximity = ScalpProximity(scalp.mesh, scalp.fov_boundary)
-    elif proximity.mesh is not scalp.mesh:
-        raise ValueError("proximity was set up for another scalp mesh.")
+        proximity = ScalpProximity(scalp, scalp.fov_boundary)
+    elif proximity.mesh is not scalp and not proximity.describes(scalp):
+        raise ValueError("proximity was set up for another scalp surface.")
 
     def beyond(direction: np.ndarray) -> tuple[float, float]:
         tissue = (

@@ -120,7 +120,6 @@ def connectivity_choice(
     tmsplan.target.connectivity.ConnectivityTarget or None
     """
     from tmsplan.errors import ConnectivityError
-    from tmsplan.target.connectivity import connectivity_target
 
     if strategy != "connectivity":
         if any(x is not None for x in (rest, confounds, rest_mask, seed_roi, seed_mask)):
@@ -129,6 +128,8 @@ def connectivity_choice(
                 "--strategy connectivity; add it or leave them out."
             )
         return None
+    from tmsplan.target.connectivity import connectivity_target  # scipy: only when used
+
     if rest is None:
         raise ConnectivityError(
             "--strategy connectivity needs the participant's resting-state run: --rest "
@@ -282,7 +283,7 @@ def depth_function(scalp: Any, space: HeadSpace, frame: str) -> Callable:
     """
     from scipy.spatial import cKDTree
 
-    vertices = np.asarray(scalp.mesh.vertices, dtype=np.float64)
+    vertices = np.asarray(scalp.vertices, dtype=np.float64)
     skin = ~np.asarray(scalp.fov_boundary, dtype=bool)
     tree = cKDTree(vertices[skin] if skin.any() else vertices)
 
