@@ -201,10 +201,6 @@ class ScalpProximity:
         )
         edges = self._triangles - np.roll(self._triangles, 1, axis=1)
         self._max_edge = float(np.sqrt((edges**2).sum(axis=2)).max()) if len(faces) else 0.0
-        flat = faces.reshape(-1)
-        order = np.argsort(flat, kind="stable")
-        self._vertex_faces = order // 3  # faces of each vertex, grouped by vertex
-        self._vertex_start = np.searchsorted(flat[order], np.arange(len(vertices) + 1))
         self._faces = faces
         self._watertight: bool | None = None
 
@@ -276,9 +272,9 @@ class ScalpProximity:
         # a triangle with a point within `bound` has every vertex within bound + its edge
         reach = bound + self._max_edge + 1e-6
         near = np.flatnonzero(squared <= reach * reach)
-        start = self._vertex_start
-        ranges = [self._vertex_faces[start[v] : start[v + 1]] for v in near]
-        candidates = np.unique(np.concatenate(ranges))
+        close = np.zeros(len(self._vertices), dtype=bool)
+        close[near] = True
+        candidates = np.flatnonzero(close[self._faces].any(axis=1))  # faces touching them
         if allowed is not None:
             candidates = candidates[allowed[candidates]]
         closest = _closest_on_triangles(self._triangles[candidates], point)
