@@ -365,3 +365,19 @@ def test_a_plan_on_a_cached_head_imports_neither_trimesh_nor_scipy_submodules(tm
     # the entry check, the 10-10 positions and the pose on a cached head need numpy only
     # (nibabel imports the bare scipy package itself)
     assert run(tmp_path / "second") == ["0", "none"]
+
+
+def test_the_mesh_of_a_cached_head_serves_every_mesh_operation(tmp_path, monkeypatch):
+    import tmsplan.head.cache as headcache
+
+    built = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
+    monkeypatch.setattr(headcache, "_MEMO", type(headcache._MEMO)())
+    read = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
+    assert read.from_cache and read.scalp._built is None  # not built until asked for
+    mesh = read.mesh
+    np.testing.assert_array_equal(mesh.vertices, built.mesh.vertices)
+    np.testing.assert_array_equal(mesh.faces, built.mesh.faces)
+    assert read.mesh is mesh and mesh.is_watertight
+    # the pictures decimate it (fast_simplification wants writable arrays)
+    small = mesh.simplify_quadric_decimation(face_count=2000)
+    assert 0 < len(small.faces) <= 2100

@@ -139,7 +139,8 @@ class ScalpSurface:
         if self._built is None:
             import trimesh
 
-            built = trimesh.Trimesh(self._vertices, self._faces, process=False)
+            # writable copies: some consumers (quadric decimation) refuse read-only arrays
+            built = trimesh.Trimesh(self._vertices.copy(), self._faces.copy(), process=False)
             object.__setattr__(self, "_built", built)
         return self._built
 
