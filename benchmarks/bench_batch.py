@@ -4,7 +4,9 @@ Run:  python benchmarks/bench_batch.py [--patients 8] [--repeat 3] [--skip-dask]
 
 (a) `tmsplan plan --no-report` on the embedded head with a warm head cache, against a
     minimal nearest-scalp-point tool (load the head, threshold, marching cubes, nearest
-    vertex); both as fresh commands and in-process (imports excluded).
+    vertex); both as fresh commands and in-process (imports excluded). Commands run with
+    Python's bytecode cache on (as after `pip install`), whatever PYTHONDONTWRITEBYTECODE
+    says; the import floor of each (its imports alone, as a command) is printed too.
 (b) `tmsplan batch --no-report` throughput (targets/minute) over synthetic patients (the
     2 mm MNI head under known transforms, each with its MNI->T1 matrix) with --jobs 1,
     --jobs 2 and 2 Dask workers (a LocalCluster started here, not timed), each with an
@@ -55,18 +57,25 @@ def _run(cmd: list[str], env: dict) -> float:
     return time.perf_counter() - start
 
 
+PLAN_IMPORTS = "import numpy, nibabel, jsonschema"  # what a plan on a cached head needs
+MINIMAL_IMPORTS = "import numpy, nibabel, scipy.spatial; from skimage.measure import marching_cubes"
+
+
 def bench_single(repeat: int, cache: Path) -> None:
     env = {**os.environ, "TMSPLAN_CACHE_DIR": str(cache)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # installed packages have their bytecode
     python = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         tool = Path(tmp) / "minimal_tool.py"
         tool.write_text(MINIMAL_TOOL)
         plan = [python, "-m", "tmsplan", "plan", "--target-mni", *DLPFC, "--no-report"]
-        _run([*plan, "--out", f"{tmp}/warm"], env)  # fills the cache
-        ours = [_run([*plan, "--out", f"{tmp}/p{i}"], env) for i in range(repeat)]
-        minimal = [
-            _run([python, str(tool), str(mni_head_path(1)), *DLPFC], env) for _ in range(repeat)
-        ]
+        _run([*plan, "--out", f"{tmp}/warm"], env)  # fills the cache (and the bytecode)
+        ours, minimal = [], []
+        for i in range(repeat):  # interleaved: load from other processes hits both alike
+            ours.append(_run([*plan, "--out", f"{tmp}/p{i}"], env))
+            minimal.append(_run([python, str(tool), str(mni_head_path(1)), *DLPFC], env))
+        floor_ours = [_run([python, "-c", PLAN_IMPORTS], env) for _ in range(repeat)]
+        floor_minimal = [_run([python, "-c", MINIMAL_IMPORTS], env) for _ in range(repeat)]
         cold = [_run([*plan, "--out", f"{tmp}/c{i}", "--no-cache"], env) for i in range(repeat)]
     # in-process, imports done
     from scipy.spatial import cKDTree
@@ -95,6 +104,8 @@ def bench_single(repeat: int, cache: Path) -> None:
     print(
         f"    ratio plan/minimal, commands                        {med(ours) / med(minimal):6.2f}"
     )
+    print(f"    imports alone: {PLAN_IMPORTS[7:]:34s}   {med(floor_ours):6.2f}")
+    print(f"    imports alone: the minimal tool's                   {med(floor_minimal):6.2f}")
     print(f"    plan_target, warm (in-process)                      {med(in_ours):6.2f}")
     print(f"    minimal tool (in-process)                           {med(in_minimal):6.2f}")
     ratio = med(in_ours) / med(in_minimal)

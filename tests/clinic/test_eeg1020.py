@@ -13,7 +13,7 @@ import trimesh
 
 from tmsplan.cli import main
 from tmsplan.clinic import eeg1020
-from tmsplan.clinic.eeg1020 import EegError, Landmarks, cap_positions, target_in_cap
+from tmsplan.clinic.eeg1020 import CapPositions, EegError, Landmarks, cap_positions, target_in_cap
 
 R = 90.0
 
@@ -132,6 +132,17 @@ def test_1020_subset_and_target_offset(sphere_positions):
     assert info["anterior_mm"] == pytest.approx(14, abs=1.0)
     assert info["lateral_mm"] == pytest.approx(6, abs=1.0)
     assert info["text"] == "14 mm anterior, 6 mm lateral of F3"
+
+
+def test_positions_rebuild_exactly_from_their_data(sphere_positions):
+    import json
+
+    data = json.loads(json.dumps(sphere_positions.as_data()))
+    again = CapPositions.from_data(data)
+    assert again.names == sphere_positions.names and again.method == sphere_positions.method
+    np.testing.assert_array_equal(again.xyz, sphere_positions.xyz)
+    np.testing.assert_array_equal(again.landmarks.xyz, sphere_positions.landmarks.xyz)
+    assert again.describe() == sphere_positions.describe()
 
 
 def test_landmarks_checked():

@@ -146,3 +146,40 @@ def test_handle_angle_on_the_scalp_is_exact(target, angle):
     away = np.cross(n, back)
     away *= np.sign(np.dot(away, [np.sign(target[0]), 0, 0]))
     assert np.dot(handle, away) > 0
+
+
+def test_closest_points_on_triangles_match_trimesh():
+    from tmsplan.coil.placement import _closest_on_triangles
+
+    rng = np.random.default_rng(8)
+    triangles = rng.normal(size=(400, 3, 3)) * 10.0
+    triangles[:5, 2] = triangles[:5, 1]  # degenerate: two corners at one place
+    for point in rng.normal(size=(20, 3)) * 15.0:
+        expected = trimesh.triangles.closest_point(triangles, np.repeat(point[None], 400, axis=0))
+        got = _closest_on_triangles(triangles, point)
+        np.testing.assert_allclose(got[5:], expected[5:], atol=1e-9)
+        # degenerate faces: a point of the face, no farther than its nearest corner
+        nearest_corner = np.min(np.linalg.norm(triangles[:5] - point, axis=2), axis=1)
+        assert np.all(np.linalg.norm(got[:5] - point, axis=1) <= nearest_corner + 1e-9)
+
+
+def test_proximity_watertight_and_normal_agree_with_trimesh():
+    from tmsplan.coil.placement import ScalpProximity, scalp_normal
+
+    mesh = _sphere_head()
+    proximity = ScalpProximity(mesh)
+    assert proximity.watertight and mesh.is_watertight
+    opened = trimesh.Trimesh(mesh.vertices, mesh.faces[:-1], process=False)
+    assert not ScalpProximity(opened).watertight and not opened.is_watertight
+    doubled = trimesh.Trimesh(mesh.vertices, np.vstack([mesh.faces, mesh.faces[:1]]), process=False)
+    assert not ScalpProximity(doubled).watertight and not doubled.is_watertight
+    for vertex in (0, 10, 100):
+        point = mesh.vertices[vertex]
+        expected = (mesh.face_normals * mesh.area_faces[:, None])[
+            np.linalg.norm(mesh.triangles_center - point, axis=1) <= 12.0
+        ].sum(axis=0)
+        expected /= np.linalg.norm(expected)
+        np.testing.assert_allclose(proximity.normal(point, radius_mm=12.0), expected, atol=1e-12)
+        np.testing.assert_allclose(scalp_normal(mesh, point, radius_mm=12.0), expected, atol=1e-12)
+        np.testing.assert_allclose(expected, point / np.linalg.norm(point), atol=0.02)
+    assert proximity.describes(mesh) and not proximity.describes(opened)

@@ -1,5 +1,6 @@
 """The Head: a T1's scalp surface computed once, cached on disk, reused across targets."""
 
+import os
 import shutil
 
 import nibabel as nib
@@ -15,6 +16,7 @@ from tmsplan.head.cache import (
     HEAD_ALGORITHM_VERSION,
     Head,
     cache_folder,
+    derived_once,
     load_head,
     registration_once,
 )
@@ -257,3 +259,125 @@ def test_cache_survives_a_copied_file(patient, tmp_path, count_scalps):
     shutil.copy(folder / "t1.nii.gz", copy)
     tmsplan.head.cache._MEMO.clear()
     assert load_head(copy, cache_dir=tmp_path).from_cache and len(count_scalps) == 1
+
+
+@pytest.mark.slow
+def test_ray_crossings_match_trimesh(tmp_path):
+    head = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
+    mesh = head.mesh
+    rng = np.random.default_rng(5)
+    for vertex in rng.integers(0, len(mesh.vertices), size=40):
+        start = mesh.vertices[vertex]
+        for direction in (mesh.vertex_normals[vertex], -mesh.vertex_normals[vertex]):
+            origin = start + direction
+            found, _, _ = mesh.ray.intersects_location(origin[None], direction[None])
+            expected = np.sort(np.linalg.norm(found.reshape(-1, 3) - origin, axis=1))
+            got = np.sort(head.proximity.ray_crossings(origin, direction))
+            np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_derived_data_is_computed_once_and_kept_with_the_head(tmp_path, monkeypatch):
+    import tmsplan.head.cache as headcache
+
+    head = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"xyz": [0.1 + 0.2, 1e-17, -3.0]}
+
+    key = {"landmarks": [[1.0, 2.0, 3.0]]}
+    first = derived_once(head, "test", key, compute)
+    assert first == {"xyz": [0.1 + 0.2, 1e-17, -3.0]}  # floats round-trip exactly
+    assert derived_once(head, "test", key, compute) is first and len(calls) == 1
+    files = list((tmp_path / "heads").glob("*.test-*.json"))
+    assert len(files) == 1 and files[0].name.startswith(head.cache_path.stem)
+    # a new process: the head and its data come from the disk
+    monkeypatch.setattr(headcache, "_MEMO", type(headcache._MEMO)())
+    again = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
+    assert again is not head and again.from_cache
+    assert derived_once(again, "test", key, compute) == first and len(calls) == 1
+    # another key is another entry; a damaged entry is recomputed, never used
+    derived_once(again, "test", {"landmarks": [[1.0, 2.0, 3.5]]}, compute)
+    assert len(calls) == 2
+    files[0].write_text(files[0].read_text().replace("-3.0", "-4.0"))
+    monkeypatch.setattr(headcache, "_MEMO", type(headcache._MEMO)())
+    third = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
+    assert derived_once(third, "test", key, compute) == first and len(calls) == 3
+    # without a disk entry (--no-cache) the data lives in the head's memory only
+    bare = load_head(mni_head_path(2), frame=MNI_FRAME, cache=False)
+    derived_once(bare, "test", key, compute)
+    assert len(calls) == 4 and len(list((tmp_path / "heads").glob("*.json"))) == 2
+
+
+@pytest.mark.slow
+def test_cached_positions_equal_positions_computed_on_the_surface(tmp_path):
+    from tmsplan.clinic.eeg1020 import head_landmarks, head_positions
+    from tmsplan.clinic.terms import head_cap_positions
+
+    head = load_head(None, cache_dir=tmp_path)
+    given = head_landmarks(head.scalp)
+    cached, point = head_cap_positions(head.scalp, given, head=head)
+    fresh = head_positions(head.scalp, system="10-10")
+    assert cached.names == fresh.names and cached.notes == fresh.notes
+    np.testing.assert_array_equal(cached.xyz, fresh.xyz)
+    assert cached.tape_mm == fresh.tape_mm and cached.describe() == fresh.describe()
+    assert point is not None and point.shape == (3,)
+    assert list((tmp_path / "heads").glob("*.eeg1020-*.json"))
+
+
+def test_a_head_read_from_the_cache_keeps_what_the_entry_checks_need(tmp_path, monkeypatch):
+    import tmsplan.head.cache as headcache
+
+    built = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
+    assert not built.from_cache and built.scalp.skin_level is not None
+    monkeypatch.setattr(headcache, "_MEMO", type(headcache._MEMO)())
+    read = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
+    assert read.from_cache
+    # the skin level makes the entry check look at the T1 itself; without it, it would not
+    assert read.scalp.skin_level == built.scalp.skin_level
+    assert read.scalp.genus == built.scalp.genus
+    assert read.scalp.voxel_mm == pytest.approx(built.scalp.voxel_mm)
+    assert read.scalp.voxel_mm == pytest.approx((2.0, 2.0, 2.0))
+
+
+def test_a_plan_on_a_cached_head_imports_neither_trimesh_nor_scipy_submodules(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TMSPLAN_CACHE_DIR": str(tmp_path / "cache")}
+    plan = ["plan", "--target-mni", "-38", "44", "26", "--no-report", "--formats", "none"]
+    script = (
+        "import sys; from tmsplan.cli import main; "
+        f"code = main({plan!r} + ['--out', sys.argv[1]]); "
+        "heavy = ('trimesh', 'networkx', 'scipy.spatial', 'scipy.ndimage', 'scipy.sparse'); "
+        "heavy = sorted(m for m in heavy if m in sys.modules); "
+        "print(code, ','.join(heavy) or 'none')"
+    )
+
+    def run(out):
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(out)], env=env, capture_output=True, text=True
+        )
+        return done.stdout.split()[-2:]
+
+    assert run(tmp_path / "first")[0] == "0"  # builds the head: trimesh and scipy needed
+    # the entry check, the 10-10 positions and the pose on a cached head need numpy only
+    # (nibabel imports the bare scipy package itself)
+    assert run(tmp_path / "second") == ["0", "none"]
+
+
+def test_the_mesh_of_a_cached_head_serves_every_mesh_operation(tmp_path, monkeypatch):
+    import tmsplan.head.cache as headcache
+
+    built = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
+    monkeypatch.setattr(headcache, "_MEMO", type(headcache._MEMO)())
+    read = load_head(mni_head_path(2), frame=MNI_FRAME, cache_dir=tmp_path)
+    assert read.from_cache and read.scalp._built is None  # not built until asked for
+    mesh = read.mesh
+    np.testing.assert_array_equal(mesh.vertices, built.mesh.vertices)
+    np.testing.assert_array_equal(mesh.faces, built.mesh.faces)
+    assert read.mesh is mesh and mesh.is_watertight
+    # the pictures decimate it (fast_simplification wants writable arrays)
+    small = mesh.simplify_quadric_decimation(face_count=2000)
+    assert 0 < len(small.faces) <= 2100

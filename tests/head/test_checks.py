@@ -253,3 +253,19 @@ def test_scalp_brain_distance_is_checked():
         brain_img=nib.Nifti1Image(normal.astype(np.uint8), img.affine),
     )
     assert not check.warnings
+
+
+def test_ray_samples_equal_scipy_linear_interpolation():
+    from scipy import ndimage
+
+    from tmsplan.head.checks import _sample_linear
+
+    rng = np.random.default_rng(2)
+    data = rng.normal(size=(7, 9, 5))
+    index = rng.uniform(-1.0, 9.5, size=(3, 500))
+    index[:, :5] = np.array([[6.0, 8.0, 4.0]]).T  # the last voxel centre exactly
+    index[:, 5:10] = 0.0
+    expected = ndimage.map_coordinates(data, index, order=1, mode="constant", cval=-np.inf)
+    got = _sample_linear(data, index)
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(expected))
+    np.testing.assert_allclose(got[np.isfinite(got)], expected[np.isfinite(expected)], atol=1e-12)

@@ -9,6 +9,7 @@ from tmsplan.errors import ImageError, SpaceError
 from tmsplan.io.images import (
     check_img,
     file_sha256,
+    nearest_voxel,
     resample_to_img,
     voxel_to_world,
     world_to_voxel,
@@ -163,3 +164,30 @@ def test_sha256(tmp_path):
 def test_gzip_module_used_for_truncation_detection():
     # a sanity check that the gzip error class exists in this Python (used by the gate)
     assert issubclass(gzip.BadGzipFile, OSError)
+
+
+@pytest.mark.parametrize("oblique", [False, True])
+def test_nearest_voxel_equals_a_search_of_the_whole_volume(oblique):
+    from nibabel.affines import apply_affine
+
+    rng = np.random.default_rng(4)
+    data = np.zeros((40, 50, 30), dtype=np.uint8)
+    data[10:18, 20:35, 5:12] = 1
+    data[30, 3, 25] = 1  # a lone voxel far from the block
+    affine = np.diag([1.5, 1.0, 2.0, 1.0])
+    affine[:3, 3] = (-30.0, -25.0, -30.0)
+    if oblique:  # rotated and sheared voxel axes
+        turn = np.array([[0.8, -0.6, 0.1], [0.6, 0.8, 0.0], [0.0, 0.2, 1.0]])
+        affine[:3, :3] = turn @ affine[:3, :3]
+    world = apply_affine(affine, np.argwhere(data > 0))
+    for point in rng.uniform(-80, 80, size=(40, 3)):
+        got, distance = nearest_voxel(data, affine, point)
+        squared = np.sum((world - point) ** 2, axis=1)
+        best = int(np.argmin(squared))
+        np.testing.assert_allclose(got, world[best], atol=1e-9)
+        assert distance == pytest.approx(np.sqrt(squared[best]), abs=1e-9)
+    inside = world[0]
+    got, distance = nearest_voxel(data, affine, inside)
+    assert distance == pytest.approx(0.0, abs=1e-9)
+    assert nearest_voxel(data, affine, inside, above=1)[0] is None  # nothing above 1
+    assert nearest_voxel(np.zeros_like(data), affine, inside) == (None, float("inf"))

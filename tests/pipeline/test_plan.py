@@ -441,12 +441,21 @@ def test_group_picture_of_several_plans(demo, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_report_of_a_registered_plan_finds_its_saved_transform(patient, tmp_path, capsys):
+def test_report_of_a_registered_plan_finds_its_saved_transform(
+    patient, tmp_path, capsys, monkeypatch
+):
+    import tmsplan.head.scalp
+
     folder, _ = patient
     out = tmp_path / "reg"
     args = ["plan", "--target-mni", "-54", "2", "28", "--t1", str(folder / "sub-01_T1w.nii.gz")]
     assert main([*args, "--register", "--out", str(out), "--no-report"]) == 0
     capsys.readouterr()
+
+    def no_new_scalp(*args, **kwargs):
+        raise AssertionError("the report must reuse the plan's cached head")
+
+    monkeypatch.setattr(tmsplan.head.scalp, "scalp_surface", no_new_scalp)
     assert main(["report", str(out)]) == 0
     err = capsys.readouterr().err
     assert "not found" not in err

@@ -58,10 +58,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import trimesh
 
 from tmsplan.head.landmarks import (
     LANDMARK_NAMES,
@@ -76,6 +75,9 @@ from tmsplan.head.landmarks import (
 )
 from tmsplan.spaces import MNI_FRAME, as_points_array
 
+if TYPE_CHECKING:  # trimesh (with scipy and networkx) is imported where it is used
+    import trimesh
+
 __all__ = [
     "LANDMARK_NAMES",
     "SYSTEMS",
@@ -87,6 +89,7 @@ __all__ = [
     "carry_landmarks",
     "read_landmarks",
     "cap_positions",
+    "head_landmarks",
     "head_positions",
     "beam_point",
     "target_in_cap",
@@ -173,6 +176,47 @@ class CapPositions:
     def as_dict(self) -> dict[str, list[float]]:
         """Name -> ``[x, y, z]`` (mm, rounded to 0.01)."""
         return {n: np.round(p, 2).tolist() for n, p in zip(self.names, self.xyz, strict=False)}
+
+    def as_data(self) -> dict:
+        """Everything that rebuilds these positions exactly (JSON-ready, not rounded).
+
+        See :meth:`from_data`; the head cache keeps a head's positions this way.
+        """
+        return {
+            "names": list(self.names),
+            "xyz": np.asarray(self.xyz, dtype=np.float64).tolist(),
+            "frame": self.frame,
+            "system": self.system,
+            "landmarks": {
+                "xyz": self.landmarks.xyz.tolist(),
+                "frame": self.landmarks.frame,
+                "source": self.landmarks.source,
+            },
+            "tape_mm": {key: float(value) for key, value in self.tape_mm.items()},
+            "on_cut": list(self.on_cut),
+            "notes": list(self.notes),
+            "method": self.method,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict) -> CapPositions:
+        """The positions :meth:`as_data` described (floats round-trip exactly through JSON)."""
+        marks = data["landmarks"]
+        return cls(
+            names=tuple(str(n) for n in data["names"]),
+            xyz=np.asarray(data["xyz"], dtype=np.float64).reshape(-1, 3),
+            frame=str(data["frame"]),
+            system=str(data["system"]),
+            landmarks=Landmarks(
+                np.asarray(marks["xyz"], dtype=np.float64),
+                str(marks["frame"]),
+                str(marks["source"]),
+            ),
+            tape_mm={str(k): float(v) for k, v in data["tape_mm"].items()},
+            on_cut=tuple(str(n) for n in data["on_cut"]),
+            notes=tuple(str(n) for n in data["notes"]),
+            method=str(data["method"]),
+        )
 
     def describe(self) -> dict:
         """JSON-ready description (frame, system, landmarks, method, tape, positions)."""
@@ -288,6 +332,8 @@ def _loops(segments: np.ndarray) -> list[np.ndarray]:
 
 def _arc(mesh: trimesh.Trimesh, start: np.ndarray, end: np.ndarray, via: np.ndarray) -> _Arc:
     """The arc on the mesh from ``start`` to ``end`` through ``via`` (one plane cut)."""
+    import trimesh
+
     normal = np.cross(end - start, via - start)
     norm = np.linalg.norm(normal)
     if norm < 1e-6 * max(1.0, np.linalg.norm(end - start) ** 2):
@@ -651,14 +697,13 @@ def read_positions(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return out
 
 
-def head_positions(
+def head_landmarks(
     scalp: Any,
     *,
     mni_to_subject: Any = None,
     landmarks: str | os.PathLike | Landmarks | None = None,
-    system: str = "10-10",
-) -> CapPositions:
-    """Cap positions on a head's scalp surface, with landmarks from the best source.
+) -> Landmarks:
+    """A head's four landmarks from the best source (not yet projected onto its skin).
 
     Parameters
     ----------
@@ -669,17 +714,16 @@ def head_positions(
     landmarks : path or Landmarks, optional
         Landmarks given by the user (TSV ``name x y z`` in the head's frame);
         required when the head is defaced or there is no transform.
-    system : {"10-20", "10-10"}
 
     Returns
     -------
-    CapPositions
+    Landmarks
 
     Raises
     ------
     EegError
         No usable landmarks (defaced head or no transform without ``landmarks``),
-        or the positions cannot be traced.
+        or landmarks in another frame.
     """
     frame = scalp.frame
     if isinstance(landmarks, Landmarks):
@@ -704,4 +748,35 @@ def head_positions(
         )
     if given.frame != frame:
         raise EegError(f"landmarks are in {given.frame} but the head is in {frame}.")
+    return given
+
+
+def head_positions(
+    scalp: Any,
+    *,
+    mni_to_subject: Any = None,
+    landmarks: str | os.PathLike | Landmarks | None = None,
+    system: str = "10-10",
+) -> CapPositions:
+    """Cap positions on a head's scalp surface, with landmarks from the best source.
+
+    Parameters
+    ----------
+    scalp : tmsplan.head.ScalpSurface
+        The head's scalp (its ``frame`` names the world frame).
+    mni_to_subject, landmarks
+        See :func:`head_landmarks`.
+    system : {"10-20", "10-10"}
+
+    Returns
+    -------
+    CapPositions
+
+    Raises
+    ------
+    EegError
+        No usable landmarks (defaced head or no transform without ``landmarks``),
+        or the positions cannot be traced.
+    """
+    given = head_landmarks(scalp, mni_to_subject=mni_to_subject, landmarks=landmarks)
     return cap_positions(scalp.mesh, given, system=system, fov_boundary=scalp.fov_boundary)

@@ -27,13 +27,17 @@ Rules (stated in every plan record):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import trimesh
 
 from tmsplan.errors import HeadSurfaceError, SpaceError
 from tmsplan.spaces import CoilPoses, Points
+
+if TYPE_CHECKING:  # trimesh (with scipy and networkx) is imported where it is used
+    import trimesh
 
 __all__ = [
     "DEFAULT_COIL_SKIN_DISTANCE_MM",
@@ -97,6 +101,8 @@ def nearest_surface_point(
     face : int
         Index of the face in ``mesh``.
     """
+    import trimesh
+
     point = np.asarray(point, dtype=np.float64).reshape(1, 3)
     candidates = mesh
     face_ids = np.arange(len(mesh.faces))
@@ -109,6 +115,51 @@ def nearest_surface_point(
     return closest[0].astype(np.float64), float(distance[0]), int(face_ids[int(face[0])])
 
 
+def _closest_on_triangles(triangles: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Closest point of each triangle to ``point``.
+
+    By the Voronoi regions of the vertices, edges and face (Ericson, Real-Time
+    Collision Detection, 5.1.5).
+
+    Parameters
+    ----------
+    triangles : (k, 3, 3) float
+    point : (3,) float
+
+    Returns
+    -------
+    (k, 3) float64
+    """
+    a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+    ab, ac = b - a, c - a
+
+    def dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->i", u, v)
+
+    ap, bp, cp = point - a, point - b, point - c
+    d1, d2 = dot(ab, ap), dot(ac, ap)
+    d3, d4 = dot(ab, bp), dot(ac, bp)
+    d5, d6 = dot(ab, cp), dot(ac, cp)
+    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total = va + vb + vc
+        out = a + ab * (vb / total)[:, None] + ac * (vc / total)[:, None]  # inside the face
+        regions = [  # later regions take precedence, as in the book's order of tests
+            (
+                (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0),
+                b + (c - b) * ((d4 - d3) / ((d4 - d3) + (d5 - d6)))[:, None],
+            ),
+            ((vb <= 0) & (d2 >= 0) & (d6 <= 0), a + ac * (d2 / (d2 - d6))[:, None]),
+            ((d6 >= 0) & (d5 <= d6), c),
+            ((vc <= 0) & (d1 >= 0) & (d3 <= 0), a + ab * (d1 / (d1 - d3))[:, None]),
+            ((d3 >= 0) & (d4 <= d3), b),
+            ((d1 <= 0) & (d2 <= 0), a),
+        ]
+    for mask, value in regions:
+        out[mask] = value[mask]
+    return out
+
+
 class ScalpProximity:
     """Nearest-point and inside queries on one scalp mesh, set up once and reused.
 
@@ -117,17 +168,19 @@ class ScalpProximity:
     The answers are the same: the exact closest point on the triangles (not the
     nearest vertex), found among the triangles that can hold it.
 
+    Everything is computed from the vertex and face arrays with numpy (no
+    search tree, no trimesh), so a cached head answers without importing them.
+
     Parameters
     ----------
-    mesh : trimesh.Trimesh
-        Closed scalp surface with outward-wound faces (world mm); not modified.
+    mesh : trimesh.Trimesh or tmsplan.head.scalp.ScalpSurface
+        Closed scalp surface with outward-wound faces (world mm), or anything
+        with its ``vertices`` and ``faces``; not modified.
     fov_boundary : (n_vertices,) bool, optional
         Vertices where the field of view cuts the head (not skin).
     """
 
-    def __init__(self, mesh: trimesh.Trimesh, fov_boundary: np.ndarray | None = None) -> None:
-        from scipy.spatial import cKDTree
-
+    def __init__(self, mesh: Any, fov_boundary: np.ndarray | None = None) -> None:
         vertices = np.asarray(mesh.vertices, dtype=np.float64)
         faces = np.asarray(mesh.faces, dtype=np.int64)
         fov = np.zeros(len(vertices), dtype=bool)
@@ -141,16 +194,52 @@ class ScalpProximity:
         self.mesh = mesh
         self.fov_boundary = fov
         self.skin_faces = ~fov[faces].any(axis=1) if fov.any() else None
+        self._vertices = vertices
         self._triangles = vertices[faces]
-        self._tree = cKDTree(vertices)
-        skin_vertices = np.unique(faces[self.skin_faces]) if self.skin_faces is not None else None
-        self._skin_tree = None if skin_vertices is None else cKDTree(vertices[skin_vertices])
+        self._skin_vertices = (
+            np.unique(faces[self.skin_faces]) if self.skin_faces is not None else None
+        )
         edges = self._triangles - np.roll(self._triangles, 1, axis=1)
         self._max_edge = float(np.sqrt((edges**2).sum(axis=2)).max()) if len(faces) else 0.0
-        flat = faces.reshape(-1)
-        order = np.argsort(flat, kind="stable")
-        self._vertex_faces = order // 3  # faces of each vertex, grouped by vertex
-        self._vertex_start = np.searchsorted(flat[order], np.arange(len(vertices) + 1))
+        self._faces = faces
+        self._watertight: bool | None = None
+
+    def describes(self, mesh: Any) -> bool:
+        """Whether ``mesh`` (a trimesh or a ScalpSurface) is the surface set up here."""
+        vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+        return (
+            vertices.shape == self._vertices.shape
+            and faces.shape == self._faces.shape
+            and np.array_equal(faces, self._faces)
+            and np.array_equal(vertices, self._vertices)
+        )
+
+    @property
+    def watertight(self) -> bool:
+        """Every edge is shared by exactly two faces (as ``trimesh.Trimesh.is_watertight``)."""
+        if self._watertight is None:
+            edges = np.sort(self._faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+            keys = np.sort(edges[:, 0] * len(self._vertices) + edges[:, 1])
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
+            self._watertight = bool(len(self._faces) and np.all(np.diff(starts) == 2))
+        return self._watertight
+
+    def normal(
+        self, point: np.ndarray, *, radius_mm: float, face_mask: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Outward normal at ``point``: :func:`scalp_normal` on this surface.
+
+        ``face_mask``, when given, must be :attr:`skin_faces` (the fallback for a
+        point with no face near it is the nearest skin face).
+        """
+        point = np.asarray(point, dtype=np.float64).reshape(3)
+        return _footprint_normal(
+            self._triangles,
+            point,
+            radius_mm,
+            face_mask,
+            lambda: self.nearest(point, skin_only=face_mask is not None)[2],
+        )
 
     def nearest(
         self, point: np.ndarray, *, skin_only: bool = False
@@ -176,22 +265,64 @@ class ScalpProximity:
         allowed = self.skin_faces if skin_only else None
         if allowed is not None and not allowed.any():
             raise HeadSurfaceError("the scalp surface has no skin faces to place a coil on.")
-        tree = self._skin_tree if allowed is not None else self._tree
-        bound, _ = tree.query(point)
+        # one point against every vertex: a plain scan is faster than building a search tree
+        squared = np.einsum("ij,ij->i", self._vertices - point, self._vertices - point)
+        pool = squared if allowed is None else squared[self._skin_vertices]
+        bound = float(np.sqrt(pool.min()))
         # a triangle with a point within `bound` has every vertex within bound + its edge
-        near = self._tree.query_ball_point(point, bound + self._max_edge + 1e-6)
-        near = np.asarray(near, dtype=np.int64)
-        start = self._vertex_start
-        ranges = [self._vertex_faces[start[v] : start[v + 1]] for v in near]
-        candidates = np.unique(np.concatenate(ranges))
+        reach = bound + self._max_edge + 1e-6
+        near = np.flatnonzero(squared <= reach * reach)
+        close = np.zeros(len(self._vertices), dtype=bool)
+        close[near] = True
+        candidates = np.flatnonzero(close[self._faces].any(axis=1))  # faces touching them
         if allowed is not None:
             candidates = candidates[allowed[candidates]]
-        closest = trimesh.triangles.closest_point(
-            self._triangles[candidates], np.repeat(point[None], len(candidates), axis=0)
-        )
+        closest = _closest_on_triangles(self._triangles[candidates], point)
         distances = np.linalg.norm(closest - point, axis=1)
         best = int(np.argmin(distances))
         return closest[best].astype(np.float64), float(distances[best]), int(candidates[best])
+
+    def ray_crossings(self, origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        """Distances along a ray to every triangle it crosses (Moller-Trumbore).
+
+        Only the triangles that can meet the ray are tested (those with a vertex
+        within the longest edge of its line), so no search tree is needed.
+
+        Parameters
+        ----------
+        origin : (3,) float
+            Start of the ray, world mm.
+        direction : (3,) float
+            Unit direction of the ray.
+
+        Returns
+        -------
+        (k,) float64
+            Distances (mm, >= 0) from ``origin`` to the crossings, unordered;
+            empty when the ray meets no triangle.
+        """
+        origin = np.asarray(origin, dtype=np.float64).reshape(3)
+        direction = np.asarray(direction, dtype=np.float64).reshape(3)
+        rel = self._triangles[:, 0] - origin
+        along = rel @ direction
+        off = rel - along[:, None] * direction
+        reach = self._max_edge
+        near = (np.einsum("ij,ij->i", off, off) <= reach * reach) & (along >= -reach)
+        tri = self._triangles[near]
+        edge1, edge2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+        p = np.cross(direction, edge2)
+        det = np.einsum("ij,ij->i", edge1, p)
+        ok = np.abs(det) > 1e-12
+        inv = np.zeros_like(det)
+        inv[ok] = 1.0 / det[ok]
+        s = origin - tri[:, 0]
+        u = np.einsum("ij,ij->i", s, p) * inv
+        q = np.cross(s, edge1)
+        v = (q @ direction) * inv
+        t = np.einsum("ij,ij->i", edge2, q) * inv
+        eps = 1e-9
+        hit = ok & (u >= -eps) & (v >= -eps) & (u + v <= 1.0 + eps) & (t >= 0.0)
+        return t[hit]
 
     def contains(self, point: np.ndarray) -> bool:
         """Whether ``point`` lies inside the closed surface (generalised winding number).
@@ -245,16 +376,35 @@ def scalp_normal(
         Unit outward normal.
     """
     point = np.asarray(point, dtype=np.float64).reshape(3)
-    centres = mesh.triangles_center
-    near = np.linalg.norm(centres - point, axis=1) <= radius_mm
+    return _footprint_normal(
+        np.asarray(mesh.triangles, dtype=np.float64),
+        point,
+        radius_mm,
+        face_mask,
+        lambda: nearest_surface_point(mesh, point, face_mask=face_mask)[2],
+    )
+
+
+def _footprint_normal(
+    triangles: np.ndarray,
+    point: np.ndarray,
+    radius_mm: float,
+    face_mask: np.ndarray | None,
+    nearest_face: Callable[[], int],
+) -> np.ndarray:
+    """Area-weighted mean normal of the faces whose centroid is within ``radius_mm``."""
+    near = np.linalg.norm(triangles.mean(axis=1) - point, axis=1) <= radius_mm
     if face_mask is not None:
         near &= face_mask
     if not near.any():
-        _, _, face = nearest_surface_point(mesh, point, face_mask=face_mask)
-        near = np.zeros(len(mesh.faces), dtype=bool)
-        near[face] = True
-    weighted = (mesh.face_normals[near] * mesh.area_faces[near, None]).sum(axis=0)
-    return _unit(weighted)
+        near = np.zeros(len(triangles), dtype=bool)
+        near[nearest_face()] = True
+    tri = triangles[near]
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    length = np.linalg.norm(cross, axis=1)
+    valid = length > 0  # degenerate faces have no normal (and no area)
+    normals = cross[valid] / length[valid, None]
+    return _unit((normals * (length[valid, None] / 2.0)).sum(axis=0))
 
 
 def handle_direction(
@@ -374,7 +524,7 @@ class CoilPlacement:
 
 def place_coil(
     target: Points,
-    scalp_mesh: trimesh.Trimesh,
+    scalp_mesh: trimesh.Trimesh | None,
     *,
     frame: str,
     fov_boundary: np.ndarray | None = None,
@@ -395,8 +545,9 @@ def place_coil(
     ----------
     target : Points
         ``(1, 3)`` cortical target in ``frame``.
-    scalp_mesh : trimesh.Trimesh
-        Closed outward scalp surface in ``frame`` (mm).
+    scalp_mesh : trimesh.Trimesh or None
+        Closed outward scalp surface in ``frame`` (mm); None when ``proximity``
+        is given (its surface is used).
     frame : str
         World frame of target and mesh; checked against ``target.frame``.
     fov_boundary : (n_vertices,) bool, optional
@@ -434,10 +585,15 @@ def place_coil(
         )
     point = target.xyz[0]
     if proximity is None:
+        if scalp_mesh is None:
+            raise ValueError("place_coil needs the scalp mesh or its proximity queries.")
         proximity = _OneOffProximity(scalp_mesh, fov_boundary)
-    elif proximity.mesh is not scalp_mesh or not np.array_equal(
-        proximity.fov_boundary,
-        np.zeros(len(scalp_mesh.vertices), bool) if fov_boundary is None else fov_boundary,
+    elif scalp_mesh is not None and (
+        not proximity.describes(scalp_mesh)
+        or not np.array_equal(
+            proximity.fov_boundary,
+            np.zeros(len(scalp_mesh.vertices), bool) if fov_boundary is None else fov_boundary,
+        )
     ):
         raise ValueError("proximity was set up for another scalp mesh or other fov_boundary.")
     skin_faces = proximity.skin_faces
@@ -450,7 +606,7 @@ def place_coil(
                 f"the nearest head surface ({any_distance:.1f} mm away) is where the image's "
                 "field of view cuts the head (e.g. the neck), not scalp"
             )
-    inside = proximity.contains(point) if scalp_mesh.is_watertight else True
+    inside = proximity.contains(point) if proximity.watertight else True
     if not inside:
         reasons.append("the target lies outside the head surface")
     if depth > max_depth_mm:
@@ -458,7 +614,7 @@ def place_coil(
             f"it is {depth:.1f} mm below the scalp, deeper than the {max_depth_mm:g} mm "
             f"{coil_label} can reach"
         )
-    normal = scalp_normal(scalp_mesh, entry, radius_mm=normal_radius_mm, face_mask=skin_faces)
+    normal = proximity.normal(entry, radius_mm=normal_radius_mm, face_mask=skin_faces)
     handle, how = handle_direction(
         normal,
         hemisphere_sign=hemisphere_sign,
@@ -499,6 +655,15 @@ class _OneOffProximity:
     def nearest(self, point: np.ndarray, *, skin_only: bool = False):
         mask = self.skin_faces if skin_only else None
         return nearest_surface_point(self.mesh, point, face_mask=mask)
+
+    @property
+    def watertight(self) -> bool:
+        return bool(self.mesh.is_watertight)
+
+    def normal(
+        self, point: np.ndarray, *, radius_mm: float, face_mask: np.ndarray | None = None
+    ) -> np.ndarray:
+        return scalp_normal(self.mesh, point, radius_mm=radius_mm, face_mask=face_mask)
 
     def contains(self, point: np.ndarray) -> bool:
         return bool(self.mesh.contains(np.asarray(point, dtype=np.float64).reshape(1, 3))[0])

@@ -17,8 +17,10 @@ Cache
   not cached on disk.
 * **Format**: one ``.npz`` per head, no pickle: ``vertices`` (n, 3) float64,
   ``faces`` (m, 3) int32, ``fov_boundary`` (n,) bool and ``meta`` (JSON text:
-  frame, T1 checksum, shape and affine, defacing flag, notes, versions and a
-  SHA-256 of the arrays). Written atomically (temporary file + rename), so
+  frame, T1 checksum, shape and affine, defacing flag, notes, the skin level,
+  genus and voxel size the entry self-checks use, versions and a SHA-256 of the
+  arrays). Data derived from the head alone (its 10-10 positions) sit beside it
+  in JSON files (:func:`derived_once`). Written atomically (temporary file + rename), so
   concurrent workers building the same head never see half a file.
 * **Trust**: an entry that cannot be read, belongs to another key or whose
   arrays do not match the stored checksum is rebuilt and rewritten, never used.
@@ -39,6 +41,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,16 +60,19 @@ __all__ = [
     "HEAD_ALGORITHM_VERSION",
     "Head",
     "cache_folder",
+    "derived_once",
     "load_head",
     "registration_once",
     "transform_once",
 ]
 
-HEAD_ALGORITHM_VERSION = 2
-"""Version of the scalp algorithm in cached heads; bump it when :mod:`tmsplan.head.scalp` changes
-the surface it computes (old cache entries are then ignored and rebuilt)."""
+HEAD_ALGORITHM_VERSION = 3
+"""Version of what cached heads hold; bump it when :mod:`tmsplan.head.scalp` changes the surface
+it computes or :mod:`tmsplan.clinic.eeg1020` the positions it places on it (old cache entries
+are then ignored and rebuilt)."""
 
 _FORMAT = "tmsplan-head-v1"
+_DERIVED_FORMAT = "tmsplan-head-derived-v1"
 _MEMO_SIZE = 4
 _MEMO: OrderedDict[tuple, Head] = OrderedDict()
 _REGISTRATIONS: OrderedDict[tuple, Any] = OrderedDict()
@@ -100,6 +106,8 @@ class Head:
         The cache entry this head was read from or written to.
     from_cache : bool
         True when read from the disk cache rather than computed.
+    derived : dict
+        Data computed from this head alone, kept in memory (see :func:`derived_once`).
     """
 
     scalp: ScalpSurface
@@ -112,6 +120,7 @@ class Head:
     landmarks: dict | None = None
     cache_path: Path | None = None
     from_cache: bool = False
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def mesh(self):
@@ -221,6 +230,9 @@ def _meta(head: Head) -> dict:
         "t1_affine": np.asarray(head.t1_affine, dtype=np.float64).tolist(),
         "defaced": bool(head.scalp.defaced),
         "notes": list(head.scalp.notes),
+        "skin_level": None if head.scalp.skin_level is None else float(head.scalp.skin_level),
+        "genus": int(head.scalp.genus),
+        "voxel_mm": [float(v) for v in head.scalp.voxel_mm],
         "tmsplan_version": __version__,
         "head_algorithm_version": HEAD_ALGORITHM_VERSION,
     }
@@ -228,8 +240,8 @@ def _meta(head: Head) -> dict:
 
 def _encode(head: Head) -> bytes:
     arrays = {
-        "vertices": np.asarray(head.mesh.vertices, dtype=np.float64),
-        "faces": np.asarray(head.mesh.faces, dtype=np.int32),
+        "vertices": np.asarray(head.scalp.vertices, dtype=np.float64),
+        "faces": np.asarray(head.scalp.faces, dtype=np.int32),
         "fov_boundary": np.asarray(head.fov_boundary, dtype=bool),
     }
     meta = {**_meta(head), "checksum": _arrays_checksum(arrays)}
@@ -240,8 +252,6 @@ def _encode(head: Head) -> bytes:
 
 def _decode(path: Path, *, t1_sha256: str, frame: str, t1_path: str) -> Head | None:
     """The head stored at ``path``, or None when it is missing, corrupt or another key's."""
-    import trimesh
-
     try:
         data = path.read_bytes()
         with np.load(io.BytesIO(data), allow_pickle=False) as stored:
@@ -277,13 +287,23 @@ def _decode(path: Path, *, t1_sha256: str, frame: str, t1_path: str) -> Head | N
         or faces.max() >= len(vertices)
     ):
         return None
-    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    try:  # what the entry self-checks need: the skin level in the T1, genus, voxel size
+        level = meta["skin_level"]
+        skin_level = None if level is None else float(level)
+        genus, voxel_mm = int(meta["genus"]), tuple(float(v) for v in meta["voxel_mm"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if len(voxel_mm) != 3:
+        return None
     scalp = ScalpSurface(
-        mesh=mesh,
+        (vertices, faces),  # the trimesh mesh is built only if something asks for it
         frame=frame,
         fov_boundary=fov,
         defaced=bool(meta["defaced"]),
         notes=tuple(str(n) for n in meta["notes"]),
+        skin_level=skin_level,
+        genus=genus,
+        voxel_mm=voxel_mm,
     )
     return Head(
         scalp=scalp,
@@ -292,7 +312,7 @@ def _decode(path: Path, *, t1_sha256: str, frame: str, t1_path: str) -> Head | N
         t1_sha256=t1_sha256,
         t1_shape=tuple(int(n) for n in meta["t1_shape"]),
         t1_affine=np.asarray(meta["t1_affine"], dtype=np.float64),
-        proximity=ScalpProximity(mesh, fov),
+        proximity=ScalpProximity(scalp, fov),
         cache_path=path,
         from_cache=True,
     )
@@ -387,7 +407,7 @@ def load_head(
         t1_sha256=t1_sha256,
         t1_shape=tuple(int(n) for n in header_img.shape[:3]),
         t1_affine=np.asarray(header_img.affine, dtype=np.float64),
-        proximity=ScalpProximity(scalp.mesh, scalp.fov_boundary),
+        proximity=ScalpProximity(scalp, scalp.fov_boundary),
         cache_path=path,
         from_cache=False,
     )
@@ -406,6 +426,86 @@ def load_head(
             )
         _remember(memo_key, head, _MEMO)
     return head
+
+
+def _derived_checksum(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _read_derived(path: Path, request: dict) -> Any:
+    """The data stored at ``path`` for ``request``, or None (missing, corrupt, another's)."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(stored, dict)
+        or stored.get("format") != _DERIVED_FORMAT
+        or stored.get("request") != request
+        or stored.get("checksum") != _derived_checksum(stored.get("data"))
+    ):
+        return None
+    return stored["data"]
+
+
+def derived_once(head: Head, name: str, key: dict, compute: Callable[[], Any]) -> Any:
+    """Data computed from a head alone (e.g. its 10-20 positions), once, cached with the head.
+
+    Kept in the head's memory and, for a head in the disk cache, in a JSON file
+    beside its entry (``<entry>.<name>-<digest>.json``: the request, the data and
+    a SHA-256 of the data; written atomically). A file that cannot be read,
+    belongs to another request or fails its checksum is recomputed and rewritten.
+    The head entry's key (T1 checksum, frame, tmsplan version,
+    :data:`HEAD_ALGORITHM_VERSION`) names the file, so a new head never reuses it.
+
+    Parameters
+    ----------
+    head : Head
+    name : str
+        What the data is (a file-name word, e.g. ``"eeg1020"``).
+    key : dict
+        JSON-ready inputs besides the head that the data depends on (e.g. the
+        landmarks); floats are compared exactly.
+    compute : callable
+        ``compute() -> data``, JSON-ready (floats round-trip exactly).
+
+    Returns
+    -------
+    object
+        The data (the same object on every call in a process: do not modify it).
+    """
+    request = json.loads(json.dumps({"name": name, "key": key}, sort_keys=True))
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:24]
+    with _LOCK:
+        if digest in head.derived:
+            return head.derived[digest]
+    path = None
+    if head.cache_path is not None:
+        path = head.cache_path.with_name(f"{head.cache_path.stem}.{name}-{digest}.json")
+        data = _read_derived(path, request)
+        if data is not None:
+            with _LOCK:
+                head.derived[digest] = data
+            return data
+    data = json.loads(json.dumps(compute()))  # stored as it will be read back
+    if path is not None:
+        from tmsplan.io.outputs import write_text
+
+        text = json.dumps(
+            {
+                "format": _DERIVED_FORMAT,
+                "request": request,
+                "checksum": _derived_checksum(data),
+                "data": data,
+            }
+        )
+        try:
+            write_text(path, text + "\n", overwrite=True)
+        except OSError:  # an unwritable cache: load_head has said so; recomputed next time
+            pass
+    with _LOCK:
+        head.derived[digest] = data
+    return data
 
 
 def _image_digest(img) -> str:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import nibabel as nib
 import numpy as np
-import trimesh
 from nibabel.affines import apply_affine
 
+from tmsplan.coil.placement import ScalpProximity
 from tmsplan.head.scalp import ScalpSurface
+from tmsplan.io.images import nearest_voxel
 
 __all__ = [
     "COARSE_VOXEL_MM",
@@ -87,29 +88,46 @@ class EntryCheck:
         }
 
 
+def _sample_linear(data: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Trilinear samples at ``(3, k)`` voxel coordinates; -inf outside the grid.
+
+    The same values as ``scipy.ndimage.map_coordinates(order=1, mode="constant",
+    cval=-inf)``, for a few hundred points without importing scipy.ndimage.
+    """
+    shape = np.array(data.shape[:3], dtype=np.int64)
+    valid = np.all((index >= 0) & (index <= (shape - 1)[:, None]), axis=0)
+    values = np.full(index.shape[1], -np.inf)
+    if not valid.any():
+        return values
+    idx = index[:, valid]
+    base = np.minimum(np.floor(idx).astype(np.int64), np.maximum(shape - 2, 0)[:, None])
+    frac = idx - base
+    total = np.zeros(idx.shape[1])
+    for corner in np.ndindex(2, 2, 2):
+        weight = np.prod([frac[a] if corner[a] else 1.0 - frac[a] for a in range(3)], axis=0)
+        total += weight * data[base[0] + corner[0], base[1] + corner[1], base[2] + corner[2]]
+    values[valid] = total
+    return values
+
+
 def _tissue_beyond(
     data: np.ndarray, affine: np.ndarray, entry: np.ndarray, outward: np.ndarray, level: float
 ) -> float:
     """Distance (mm) to the first run of >= _TISSUE_RUN_MM of tissue outward (inf if none)."""
-    from scipy import ndimage
-
     offsets = np.arange(_RAY_START_MM, _RAY_END_MM + 1e-9, _RAY_STEP_MM)
     points = entry[None, :] + offsets[:, None] * outward[None, :]
     index = apply_affine(np.linalg.inv(affine), points).T
-    values = ndimage.map_coordinates(data, index, order=1, mode="constant", cval=-np.inf)
+    values = _sample_linear(data, index)
     run = int(round(_TISSUE_RUN_MM / _RAY_STEP_MM))
     tissue = np.convolve((values >= level).astype(int), np.ones(run, dtype=int), mode="valid")
     hits = np.nonzero(tissue >= run)[0]
     return float(offsets[hits[0]]) if hits.size else float("inf")
 
 
-def _surface_beyond(mesh: trimesh.Trimesh, entry: np.ndarray, outward: np.ndarray) -> float:
+def _surface_beyond(proximity: ScalpProximity, entry: np.ndarray, outward: np.ndarray) -> float:
     """Distance (mm) to the next crossing of the mesh along the outward ray (inf if none)."""
-    origin = entry + 1.0 * outward
-    locations, _, _ = mesh.ray.intersects_location(origin[None], outward[None])
-    if len(locations) == 0:
-        return float("inf")
-    return float(np.min(np.linalg.norm(locations - entry, axis=1)))
+    crossings = proximity.ray_crossings(entry + 1.0 * outward, outward)
+    return float(1.0 + crossings.min()) if crossings.size else float("inf")
 
 
 def _cone(axis: np.ndarray, angle_deg: float, count: int = 6) -> list[np.ndarray]:
@@ -126,11 +144,8 @@ def _cone(axis: np.ndarray, angle_deg: float, count: int = 6) -> list[np.ndarray
 
 
 def _brain_distance(brain_img: nib.spatialimages.SpatialImage, point: np.ndarray) -> float:
-    inside = np.argwhere(np.asarray(brain_img.dataobj) > 0.5)
-    if inside.size == 0:
-        return float("inf")
-    world = apply_affine(brain_img.affine, inside)
-    return float(np.sqrt(np.min(np.sum((world - point) ** 2, axis=1))))
+    data = np.asarray(brain_img.dataobj)
+    return nearest_voxel(data, brain_img.affine, point, above=0.5)[1]
 
 
 def check_entry(
@@ -141,6 +156,7 @@ def check_entry(
     *,
     brain_img: nib.spatialimages.SpatialImage | None = None,
     name: str = "target",
+    proximity: ScalpProximity | None = None,
 ) -> EntryCheck:
     """Check that a scalp entry is on the outer skin at a plausible distance from the brain.
 
@@ -159,6 +175,9 @@ def check_entry(
         carried into the T1); without it the scalp-brain distance is not checked.
     name : str
         Target name used in the warnings.
+    proximity : ScalpProximity, optional
+        The queries of ``scalp.mesh`` set up once (a cached head's); default:
+        set up here.
 
     Returns
     -------
@@ -170,7 +189,11 @@ def check_entry(
     outward = np.asarray(outward_normal, dtype=np.float64)
     outward = outward / max(float(np.linalg.norm(outward)), 1e-12)
     warnings: list[str] = []
-    data = np.asarray(t1_img.dataobj, dtype=np.float32)
+    data = np.asanyarray(t1_img.dataobj)  # in memory once checked; only ray samples are read
+    if proximity is None:
+        proximity = ScalpProximity(scalp, scalp.fov_boundary)
+    elif proximity.mesh is not scalp and not proximity.describes(scalp):
+        raise ValueError("proximity was set up for another scalp surface.")
 
     def beyond(direction: np.ndarray) -> tuple[float, float]:
         tissue = (
@@ -178,7 +201,7 @@ def check_entry(
             if scalp.skin_level is not None
             else float("inf")
         )
-        return tissue, _surface_beyond(scalp.mesh, entry, direction)
+        return tissue, _surface_beyond(proximity, entry, direction)
 
     tissue, surface = beyond(outward)
     blocked = bool(np.isfinite(tissue) or np.isfinite(surface))

@@ -27,13 +27,15 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import trimesh
 
 from tmsplan.errors import HeadSurfaceError, TmsplanError
 from tmsplan.spaces import MNI_FRAME, Points, as_points_array
+
+if TYPE_CHECKING:  # trimesh (with scipy and networkx) is imported where it is used
+    import trimesh
 
 __all__ = [
     "LANDMARK_NAMES",
@@ -101,11 +103,15 @@ class Landmarks:
 
 
 def _project(mesh: trimesh.Trimesh, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import trimesh
+
     closest, distance, faces = trimesh.proximity.closest_point(mesh, xyz)
     return np.asarray(closest), np.asarray(distance), np.asarray(faces)
 
 
 def _check_mesh(mesh: Any) -> trimesh.Trimesh:
+    import trimesh
+
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise HeadSurfaceError(
             "scalp mesh: expected a non-empty trimesh.Trimesh (ScalpSurface.mesh)."
@@ -138,6 +144,8 @@ def detect_mni_landmarks(mesh: trimesh.Trimesh) -> Landmarks:
     EegError
         The midline profile or an ear could not be found (not a whole head in MNI space).
     """
+    import trimesh
+
     mesh = _check_mesh(mesh)
     cut = trimesh.intersections.mesh_plane(mesh, [1.0, 0.0, 0.0], [0.0, 0.0, 0.0])
     pts = np.asarray(cut, dtype=np.float64).reshape(-1, 3)
@@ -192,6 +200,7 @@ def _tragus(
     mesh: trimesh.Trimesh, nasion: np.ndarray, inion: np.ndarray, *, side: float
 ) -> np.ndarray:
     """The skin crest in front of the ear canal on one side (x < 0: ``side`` = -1)."""
+    import trimesh
     from scipy import ndimage
 
     length = nasion[1] - inion[1]

@@ -5,12 +5,16 @@ Shared by the scalp (:mod:`tmsplan.head.scalp`) and the brain/ROI surfaces of th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import trimesh
 from nibabel.affines import apply_affine
 
 from tmsplan.errors import HeadSurfaceError
 from tmsplan.io.images import ImageLike, check_img
+
+if TYPE_CHECKING:  # trimesh (with scipy and networkx) is imported where it is used
+    import trimesh
 
 __all__ = [
     "StageClock",
@@ -91,6 +95,7 @@ def mesh_from_field(
     index : (n, 3) float64
         Vertex positions in T1 voxel indices.
     """
+    import trimesh
     from fast_simplification import simplify
     from skimage.measure import marching_cubes
     from trimesh.smoothing import filter_taubin, laplacian_calculation

@@ -6,10 +6,10 @@ How it works, what it assumes and what it guarantees: ``docs/head.md``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
-import trimesh
 from nibabel.affines import apply_affine
 
 from tmsplan.errors import HeadSurfaceError
@@ -23,6 +23,9 @@ from tmsplan.head.meshing import (
 )
 from tmsplan.io.images import ImageLike, block_reduce, check_img
 from tmsplan.xfm.headfit import MIN_HEAD_VOLUME_L
+
+if TYPE_CHECKING:  # trimesh (with scipy and networkx) is imported where it is used
+    import trimesh
 
 __all__ = ["ScalpSurface", "head_mask_img", "scalp_surface", "surface_from_mask"]
 
@@ -53,7 +56,7 @@ _DIRECTION_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ScalpSurface:
     """The outer skin surface of a head image.
 
@@ -62,7 +65,13 @@ class ScalpSurface:
     mesh : trimesh.Trimesh
         Closed (watertight) single-component triangle mesh, vertices ``(n, 3)``
         float64 in world RAS+ millimetres of the image (frame ``frame``), faces
-        wound so normals point outward; built with ``process=False``.
+        wound so normals point outward; built with ``process=False``. A surface
+        given as its arrays (a cached head) builds it on first use, so planning
+        on a cached head need not import trimesh.
+    vertices : (n, 3) float64
+        The mesh's vertices (read-only), without building the mesh.
+    faces : (m, 3) int64
+        The mesh's faces (read-only), without building the mesh.
     frame : str
         Name of the world frame of the vertices (``"T1w"``, ``"MNI152NLin6Asym"``).
     fov_boundary : (n,) bool
@@ -83,7 +92,6 @@ class ScalpSurface:
         Voxel size of the image the surface was made from.
     """
 
-    mesh: trimesh.Trimesh
     frame: str
     fov_boundary: np.ndarray
     defaced: bool
@@ -91,6 +99,60 @@ class ScalpSurface:
     skin_level: float | None = None
     genus: int = 0
     voxel_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    def __init__(
+        self,
+        mesh: trimesh.Trimesh | tuple[np.ndarray, np.ndarray],
+        frame: str,
+        fov_boundary: np.ndarray,
+        defaced: bool,
+        notes: tuple[str, ...],
+        skin_level: float | None = None,
+        genus: int = 0,
+        voxel_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    ) -> None:
+        built = None if isinstance(mesh, tuple) else mesh
+        vertices, faces = mesh if built is None else (built.vertices, built.faces)
+        vertices = np.array(vertices, dtype=np.float64)
+        faces = np.array(faces, dtype=np.int64)
+        if vertices.ndim != 2 or vertices.shape[1:] != (3,) or faces.ndim != 2:
+            raise ValueError("mesh: expected (n, 3) vertices and (m, 3) faces.")
+        vertices.setflags(write=False)
+        faces.setflags(write=False)
+        for name, value in (
+            ("_built", built),
+            ("_vertices", vertices),
+            ("_faces", faces),
+            ("frame", frame),
+            ("fov_boundary", fov_boundary),
+            ("defaced", defaced),
+            ("notes", notes),
+            ("skin_level", skin_level),
+            ("genus", genus),
+            ("voxel_mm", voxel_mm),
+        ):
+            object.__setattr__(self, name, value)
+
+    @property
+    def mesh(self) -> trimesh.Trimesh:
+        """The scalp mesh (built from :attr:`vertices` and :attr:`faces` on first use)."""
+        if self._built is None:
+            import trimesh
+
+            # writable copies: some consumers (quadric decimation) refuse read-only arrays
+            built = trimesh.Trimesh(self._vertices.copy(), self._faces.copy(), process=False)
+            object.__setattr__(self, "_built", built)
+        return self._built
+
+    @property
+    def vertices(self) -> np.ndarray:
+        """``(n, 3)`` float64 vertices, world RAS+ mm of :attr:`frame` (read-only)."""
+        return self._vertices
+
+    @property
+    def faces(self) -> np.ndarray:
+        """``(m, 3)`` int64 faces, wound outward (read-only)."""
+        return self._faces
 
 
 @dataclass(frozen=True)
@@ -646,6 +708,7 @@ def _outermost_crossing(
     normal is along it (inside the cut) stay put. The mesh connectivity,
     hence its topology, is unchanged.
     """
+    import trimesh
     from scipy import ndimage
 
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import nibabel as nib
+import numpy as np
 
 from tmsplan.errors import TmsplanError
 
@@ -62,9 +63,13 @@ def load_mni_head(resolution: Resolution = 1) -> nib.Nifti1Image:
 def load_mni_brain_mask(resolution: Resolution = 1) -> nib.Nifti1Image:
     """Load the bundled MNI152NLin6Asym brain mask (1 inside the brain).
 
-    Cached: the same image object is returned on every call; do not modify it.
+    Cached: the same image object, its voxels read once into memory (read-only),
+    is returned on every call; do not modify it.
     """
-    return nib.load(mni_brain_mask_path(resolution))
+    proxy = nib.load(mni_brain_mask_path(resolution))
+    data = np.asarray(proxy.dataobj)
+    data.setflags(write=False)
+    return nib.Nifti1Image(data, proxy.affine, header=proxy.header)
 
 
 def atlas_dir() -> Path:

@@ -15,7 +15,13 @@ import numpy as np
 from tmsplan.coil.catalogue import SCALP_TO_CORTEX_MM
 from tmsplan.errors import ActivationError, RoiError, SpaceError
 from tmsplan.io.bundled import load_mni_brain_mask
-from tmsplan.io.images import ImageLike, check_img, resample_to_img, voxel_to_world, world_to_voxel
+from tmsplan.io.images import (
+    ImageLike,
+    check_img,
+    nearest_voxel,
+    resample_to_img,
+    world_to_voxel,
+)
 from tmsplan.pipeline.space import HeadSpace
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
 from tmsplan.target.activation import (
@@ -114,7 +120,6 @@ def connectivity_choice(
     tmsplan.target.connectivity.ConnectivityTarget or None
     """
     from tmsplan.errors import ConnectivityError
-    from tmsplan.target.connectivity import connectivity_target
 
     if strategy != "connectivity":
         if any(x is not None for x in (rest, confounds, rest_mask, seed_roi, seed_mask)):
@@ -123,6 +128,8 @@ def connectivity_choice(
                 "--strategy connectivity; add it or leave them out."
             )
         return None
+    from tmsplan.target.connectivity import connectivity_target  # scipy: only when used
+
     if rest is None:
         raise ConnectivityError(
             "--strategy connectivity needs the participant's resting-state run: --rest "
@@ -276,7 +283,7 @@ def depth_function(scalp: Any, space: HeadSpace, frame: str) -> Callable:
     """
     from scipy.spatial import cKDTree
 
-    vertices = np.asarray(scalp.mesh.vertices, dtype=np.float64)
+    vertices = np.asarray(scalp.vertices, dtype=np.float64)
     skin = ~np.asarray(scalp.fov_boundary, dtype=bool)
     tree = cKDTree(vertices[skin] if skin.any() else vertices)
 
@@ -413,16 +420,14 @@ def carry_target(target: Points, space: HeadSpace) -> tuple[CarriedTarget, list[
 
 def _snap_into(mask_img: nib.Nifti1Image, xyz: np.ndarray) -> tuple[np.ndarray, float]:
     """Nearest voxel centre of a binary mask to ``xyz`` (itself when inside); distance mm."""
-    data = np.asarray(mask_img.dataobj) > 0
+    data = np.asarray(mask_img.dataobj)
     ijk = np.round(world_to_voxel(mask_img.affine, xyz[None])[0]).astype(int)
-    if np.all(ijk >= 0) and np.all(ijk < data.shape) and data[tuple(ijk)]:
+    if np.all(ijk >= 0) and np.all(ijk < data.shape) and data[tuple(ijk)] > 0:
         return xyz, 0.0
-    inside = np.argwhere(data)
-    if inside.size == 0:
+    nearest, distance = nearest_voxel(data, mask_img.affine, xyz)
+    if nearest is None:
         raise SpaceError("the brain mask carried into the T1 is empty; check the transform.")
-    world = voxel_to_world(mask_img.affine, inside)
-    nearest = int(np.argmin(np.sum((world - xyz) ** 2, axis=1)))
-    return world[nearest], float(np.linalg.norm(world[nearest] - xyz))
+    return nearest, distance
 
 
 def _given_target_in_brain(
@@ -442,11 +447,8 @@ def _given_target_in_brain(
 
 
 def _inside(mask_img: nib.Nifti1Image, xyz: np.ndarray, tolerance_mm: float) -> bool:
-    data = np.asarray(mask_img.dataobj) > 0
-    if not data.any():
-        return False
-    world = voxel_to_world(mask_img.affine, np.argwhere(data))
-    return bool(np.min(np.linalg.norm(world - xyz, axis=1)) <= tolerance_mm)
+    _, distance = nearest_voxel(np.asarray(mask_img.dataobj), mask_img.affine, xyz)
+    return distance <= tolerance_mm
 
 
 def finalise_target(

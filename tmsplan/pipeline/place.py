@@ -129,7 +129,7 @@ def _hemisphere_name(sign: float) -> str:
 
 def _distance_to_cut(scalp: Any, point: np.ndarray) -> float:
     """Distance (mm) from ``point`` to the nearest field-of-view-cut vertex (inf if none)."""
-    cut = scalp.mesh.vertices[np.asarray(scalp.fov_boundary, dtype=bool)]
+    cut = scalp.vertices[np.asarray(scalp.fov_boundary, dtype=bool)]
     if cut.size == 0:
         return float("inf")
     return float(np.min(np.linalg.norm(cut - point, axis=1)))
@@ -138,9 +138,8 @@ def _distance_to_cut(scalp: Any, point: np.ndarray) -> float:
 def _place(point: Points, head: Head, settings: CoilSettings, hemi: float, directions: dict):
     return place_coil(
         point,
-        head.scalp.mesh,
+        None,  # the head's proximity queries hold the surface
         frame=head.frame,
-        fov_boundary=head.scalp.fov_boundary,
         proximity=head.proximity,
         hemisphere_sign=hemi,
         coil_skin_distance_mm=settings.coil_skin_distance_mm,
@@ -229,6 +228,7 @@ def place_target(
         space.t1_img,
         brain_img=final.brain_img,
         name=name,
+        proximity=head.proximity,
     )
     warnings.extend(entry_check.warnings)
     if not entry_check.on_outer_skin:
@@ -368,6 +368,7 @@ def clinic_positions(
         landmarks=landmarks,
         motor_threshold=motor_threshold,
         warnings=warnings,
+        head=head,
     )
     return entries, warnings
 

@@ -357,7 +357,7 @@ def build_record(
         "targets": [t.to_record() for t in targets],
         "transform": space.transform_info,
         "head": {
-            "scalp_faces": int(len(scalp.mesh.faces)),
+            "scalp_faces": int(len(scalp.faces)),
             "defaced": bool(scalp.defaced),
             "fov_cut_vertices": int(np.count_nonzero(scalp.fov_boundary)),
             "notes": list(scalp.notes),

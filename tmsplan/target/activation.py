@@ -21,7 +21,6 @@ from typing import Literal
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
 
 from tmsplan.errors import ActivationError, EmptyIntersectionError, FormatError, SpaceError
 from tmsplan.io.bundled import load_mni_brain_mask
@@ -354,6 +353,8 @@ def _extent_filter(above: np.ndarray, affine: np.ndarray, min_cluster_mm3: float
         return above
     if not np.isfinite(min_cluster_mm3) or min_cluster_mm3 < 0:
         raise ActivationError(f"--min-cluster-mm3 must be >= 0, got {min_cluster_mm3!r}.")
+    from scipy import ndimage
+
     labels, n = ndimage.label(above, structure=CLUSTER_CONNECTIVITY)
     if n == 0:
         return above
@@ -552,6 +553,8 @@ def select_target(
             "lower the threshold, choose another ROI, or check that map and ROI are in the "
             "same space."
         )
+    from scipy import ndimage
+
     labels, n_clusters = ndimage.label(candidate, structure=CLUSTER_CONNECTIVITY)
     index = np.arange(1, n_clusters + 1)
     sizes = np.asarray(ndimage.sum_labels(candidate, labels, index=index))
@@ -710,6 +713,8 @@ def select_target_depth_aware(
         keys = (rounded[:, 2], rounded[:, 1], rounded[:, 0], np.round(depth, 6))
         best = int(np.lexsort(keys)[0])
     strongest = int(np.lexsort((rounded[:, 2], rounded[:, 1], rounded[:, 0], -value))[0])
+    from scipy import ndimage
+
     labels, n_clusters = ndimage.label(candidate, structure=CLUSTER_CONNECTIVITY)
     cluster = labels == labels[tuple(idx[best])]
     voxel_label = labels[tuple(idx.T)]
