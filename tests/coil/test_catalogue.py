@@ -66,6 +66,9 @@ def test_coil_reach_sets_max_depth_and_is_recorded():
     # the figure-8 verdict names the coils that would reach it
     verdict = fig8.record["deep_target"]
     assert "h7" in [c["id"] for c in verdict["coils_that_reach"]]
+    # and says that the H-coils' reach is only the comparison's upper bound
+    assert get_coil("h7").d_half_basis == "paper_range_bound"
+    assert "upper bound, likely optimistic" in verdict["text"]
     # an explicit --max-depth wins over the coil's reach
     forced = plan_target(target_mni=centre, coil="h7", max_depth_mm=20.0)
     assert not forced.record["targets"][0]["reachable"]

@@ -36,6 +36,8 @@ SEED_REGIONS = {
             "heroin_amygdala_r",
             "heroin_hippocampus_l",
         ],
+        "left OFC (PPI partner)": ["heroin_ofc_l"],
+        "left pallidum (Wei 2021)": ["heroin_pallidum_l"],
     },
     "methamphetamine": {
         "ventral striatum": ["meth_vs_l", "meth_vs_r"],
@@ -89,12 +91,54 @@ def test_roi_set_rows_match_the_files_nilearn_ships():
             np.testing.assert_allclose(roi.centre_mni, expected, atol=1e-9, err_msg=roi.id)
 
 
-def test_reference_targets_are_sourced_dlpfc_definitions():
-    refs = [r for r in load_rois() if r.drug == "reference"]
-    assert {r.id for r in refs} >= {"ref_dlpfc_fox2012_l", "ref_dlpfc_ba46_l", "ref_dlpfc_f3_l"}
-    for roi in refs:
-        assert roi.hemisphere == "L" and roi.source_kind == "tms_literature"
-        assert "10.1016/j.biopsych.2012.04.028" in roi.reference
+def test_position_rule_rows_follow_their_stated_rule():
+    lines = (_nilearn_data() / "seitzman_2018_ROIs_300inVol_MNI_allInfo.txt").read_text()
+    labels = (_nilearn_data() / "seitzman_2018_ROIs_anatomicalLabels.txt").read_text()
+    rois = [line.split() for line in lines.splitlines()[1:]]
+    anat = [int(v) for v in labels.splitlines()[1:]]
+    table = [
+        (n, np.array([float(v) for v in r[:3]]), r[5], a)
+        for n, (r, a) in enumerate(zip(rois, anat, strict=True), start=1)
+    ]
+    # left OFC: the anterior of the left cortical Reward-network ROIs
+    reward_left = [(n, xyz) for n, xyz, net, a in table if net == "Reward" and a == 1]
+    assert [n for n, _ in reward_left] == [240, 241]
+    n, xyz = max(reward_left, key=lambda item: item[1][1])
+    ofc = get_roi("heroin_ofc_l")
+    assert f"(ROI {n})" in ofc.coordinate_source
+    np.testing.assert_allclose(ofc.centre_mni, np.round(xyz, 1))
+    # left pallidum: the only left basal-ganglia ROI with 16 <= |x| <= 22 mm
+    (pallidum,) = [(n, xyz) for n, xyz, _, a in table if a == 5 and -22 <= xyz[0] <= -16]
+    roi = get_roi("heroin_pallidum_l")
+    assert f"(ROI {pallidum[0]})" in roi.coordinate_source
+    np.testing.assert_allclose(roi.centre_mni, np.round(pallidum[1], 1))
+    putamen = [xyz for _, xyz, _, a in table if a == 5 and xyz[0] < -24]
+    assert all(xyz[0] < roi.centre_mni[0] for xyz in putamen)  # medial to the putamen
+
+
+def test_reference_targets_are_sourced():
+    refs = {r.id: r for r in load_rois() if r.drug == "reference"}
+    assert set(refs) >= {
+        "ref_dlpfc_fox2012_l",
+        "ref_dlpfc_ba46_l",
+        "ref_dlpfc_5cm_l",
+        "ref_dlpfc_f3_l",
+        "ref_m1_hand_l",
+        "ref_frontal_pole_l",
+    }
+    for roi in refs.values():
+        assert roi.hemisphere == "L" and roi.source_kind in ("tms_literature", "roi_set")
+        assert "doi:10." in roi.reference and "NOT from the seed review" in roi.notes
+        if roi.id.startswith("ref_dlpfc_"):
+            assert "10.1016/j.biopsych.2012.04.028" in roi.reference
+    m1 = refs["ref_m1_hand_l"]
+    assert m1.centre_mni.tolist() == [-37.0, -21.0, 58.0]
+    assert "PMC2034289" in m1.reference and "transform_coordinates.py" in m1.coordinate_source
+    pole = refs["ref_frontal_pole_l"]
+    assert "10.1016/j.bpsgos.2022.03.002" in pole.reference and "'aPFC'" in pole.coordinate_source
+    # left out: the BA9 site and the Fitzgerald site, not in the embedded brain
+    ids = {r.id for r in load_rois()}
+    assert not any("ba9" in i or "fitzgerald" in i for i in ids)
 
 
 @pytest.mark.slow

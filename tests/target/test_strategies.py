@@ -5,11 +5,11 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from _phantoms import sphere_mask
+from _phantoms import rigid_scaling, sphere_mask, synthetic_patient
 
 from tmsplan.cli import main
 from tmsplan.errors import ActivationError
-from tmsplan.io.bundled import load_mni_brain_mask
+from tmsplan.io.bundled import load_mni_brain_mask, load_mni_head
 from tmsplan.pipeline.plan import plan_target
 
 DEEP = np.array([-30.0, 20.0, 0.0])  # ~43 mm below the scalp of the MNI head
@@ -17,17 +17,22 @@ SHALLOW = np.array([-50.0, 30.0, 20.0])  # ~17 mm below the scalp
 ROI_CENTRE = np.array([-40.0, 25.0, 10.0])
 
 
-def _two_blob_map():
+def _blob_map(blobs, sigma_mm=4.0):
+    """A 2 mm MNI map of Gaussian blobs ``((centre, height), ...)``, the maximum where they meet."""
     ref = load_mni_brain_mask(2)
     ijk = np.indices(ref.shape[:3]).reshape(3, -1).T
     world = ijk @ ref.affine[:3, :3].T + ref.affine[:3, 3]
     data = np.zeros(len(world))
-    for centre, height in ((DEEP, 8.0), (SHALLOW, 4.0)):
-        blob = height * np.exp(-np.sum((world - centre) ** 2, axis=1) / (2 * 4.0**2))
+    for centre, height in blobs:
+        blob = height * np.exp(-np.sum((world - centre) ** 2, axis=1) / (2 * sigma_mm**2))
         data = np.maximum(data, blob)
     img = nib.Nifti1Image(data.reshape(ref.shape[:3]).astype(np.float32), ref.affine)
     img.set_sform(ref.affine, code=4)
     return img
+
+
+def _two_blob_map():
+    return _blob_map(((DEEP, 8.0), (SHALLOW, 4.0)))
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +126,58 @@ def test_ranked_candidates_follow_the_chosen_target_and_stay_out_of_exports(two_
     assert len(none.record["targets"]) == 1
     with pytest.raises(ActivationError, match="--candidates"):
         plan_target(img, roi_mask=roi, candidates=-1)
+
+
+# --- candidates carried into a T1 follow the chosen target's grey-matter rule ---------
+
+WM_STRONG = np.array([-28.0, 0.0, 30.0])  # white matter of the MNI head (centrum semiovale)
+WM_WEAK = np.array([-26.0, -20.0, 30.0])  # white matter too, 20 mm behind
+
+
+@pytest.fixture(scope="module")
+def white_matter_patient(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wm_patient")
+    mni_to_patient = rigid_scaling()
+    t1 = synthetic_patient(load_mni_head(2), mni_to_patient, order="LPS")
+    np.savetxt(folder / "mni_to_t1.txt", mni_to_patient)
+    img = _blob_map(((WM_STRONG, 8.0), (WM_WEAK, 6.0)), sigma_mm=3.0)
+    roi = sphere_mask(tuple((WM_STRONG + WM_WEAK) / 2), 22.0, img)
+    return t1, folder / "mni_to_t1.txt", mni_to_patient, img, roi
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::tmsplan.errors.PlanWarning")
+def test_candidates_in_a_t1_are_snapped_to_grey_matter_like_the_chosen_target(
+    white_matter_patient,
+):
+    t1, xfm, mni_to_patient, img, roi = white_matter_patient
+    kwargs = dict(roi_mask=roi, t1=t1, mni_to_t1=xfm, strategy="peak")
+    snapped = plan_target(img, **kwargs).record["targets"]
+    kept = plan_target(img, snap_to_grey_matter=False, **kwargs).record["targets"]
+    assert [t["rank"] for t in snapped] == [t["rank"] for t in kept] == [1, 2]
+    for moved, carried, peak in zip(snapped, kept, (WM_STRONG, WM_WEAK), strict=True):
+        # both the chosen target and the candidate: recorded the same way
+        assert set(moved) >= {"snap_distance_mm", "tissue"} and set(carried) >= {"tissue"}
+        # --no-snap keeps the point where the transform put it (white matter, recorded)
+        np.testing.assert_allclose(carried["cortical_mm"], (mni_to_patient @ [*peak, 1])[:3],
+                                   atol=2.5)  # fmt: skip
+        assert carried["tissue"]["given"] == carried["tissue"]["at_target"] == "white matter"
+        assert carried["tissue"]["moved_to_grey_matter_mm"] == 0
+        # the default moves it to grey matter, by the distance it records
+        assert moved["tissue"]["given"] == "white matter"
+        assert moved["tissue"]["at_target"] == "grey matter"
+        distance = np.linalg.norm(np.subtract(moved["cortical_mm"], carried["cortical_mm"]))
+        assert distance == pytest.approx(moved["tissue"]["moved_to_grey_matter_mm"], abs=1e-2)
+        assert distance > 1.0
+        # its MNI coordinates are those of the moved point
+        back = (mni_to_patient @ [*moved["cortical_mni_mm"], 1])[:3]
+        np.testing.assert_allclose(back, moved["cortical_mm"], atol=1e-3)
+        assert moved["depth_mm"] < carried["depth_mm"]  # toward the scalp
+
+
+@pytest.mark.slow
+def test_candidates_on_the_mni_head_are_only_carried(two_blobs):
+    img, roi = two_blobs
+    targets = plan_target(img, roi_mask=roi, strategy="depth-aware").record["targets"]
+    for target in targets:
+        assert target["snap_distance_mm"] == 0.0 and "tissue" not in target

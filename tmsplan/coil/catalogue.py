@@ -390,6 +390,11 @@ def deep_target_verdict(
     if deeper:
         names = ", ".join(f"{c.id} (reach {c.reach_mm:g} mm, {c.d_half_basis})" for c in deeper)
         coils_text = f"coils of the catalogue that would reach it: {names}"
+        if any(c.d_half_basis == "paper_range_bound" for c in deeper):
+            coils_text += (
+                " (a paper_range_bound reach is the deepest d_1/2 of Deng et al. 2013's whole "
+                "comparison, not that coil's own figure: an upper bound, likely optimistic)"
+            )
     else:
         coils_text = "no coil of the catalogue reaches it (deepest reach " + (
             f"{max(c.reach_mm for c in load_coils()):g} mm)"

@@ -535,6 +535,22 @@ def finalise_target(
     return final, warnings
 
 
+def _to_grey_matter(
+    xyz: np.ndarray, space: HeadSpace, brain_img: nib.Nifti1Image, head, *, snap: bool
+) -> tuple[Any, dict, str | None]:
+    """The grey-matter check of one point in a T1: (CortexTarget or None, record entry, error)."""
+    from tmsplan.errors import ImageError
+    from tmsplan.target.cortex import cortical_target, estimate_tissue
+
+    try:
+        tissue_map = estimate_tissue(space.t1_img, brain_img)
+    except ImageError as exc:
+        return None, {"at_target": None, "error": str(exc)}, str(exc)
+    scalp_point, _, _ = head.proximity.nearest(xyz, skin_only=True)
+    result = cortical_target(tissue_map, xyz, scalp_point, snap=snap)
+    return result, result.describe(tissue_map), None
+
+
 def grey_matter_target(
     final: CarriedTarget, space: HeadSpace, head, *, snap: bool = True
 ) -> tuple[CarriedTarget, list[str]]:
@@ -565,22 +581,17 @@ def grey_matter_target(
     """
     from dataclasses import replace
 
-    from tmsplan.errors import ImageError
-    from tmsplan.target.cortex import cortical_target, estimate_tissue
-
     if not space.carried or final.brain_img is None:
         return final, []
-    warnings: list[str] = []
-    try:
-        tissue_map = estimate_tissue(space.t1_img, final.brain_img)
-    except ImageError as exc:
-        return replace(final, tissue={"at_target": None, "error": str(exc)}), [
-            f"the tissue at the target could not be estimated ({exc}); the target was not "
+    result, tissue, error = _to_grey_matter(
+        final.target.xyz[0], space, final.brain_img, head, snap=snap
+    )
+    if result is None:
+        return replace(final, tissue=tissue), [
+            f"the tissue at the target could not be estimated ({error}); the target was not "
             "checked for grey matter."
         ]
-    xyz = final.target.xyz[0]
-    scalp_point, _, _ = head.proximity.nearest(xyz, skin_only=True)
-    result = cortical_target(tissue_map, xyz, scalp_point, snap=snap)
+    warnings: list[str] = []
     target, target_mni = final.target, final.target_mni
     if result.moved_mm > 0:
         target = Points(result.xyz, SUBJECT_FRAME)
@@ -595,5 +606,66 @@ def grey_matter_target(
             f"the target carried into the T1 lies in {result.tissue} "
             f"({'kept as carried' if not snap else result.how})."
         )
-    return replace(final, target=target, target_mni=target_mni,
-                   tissue=result.describe(tissue_map)), warnings  # fmt: skip
+    return replace(final, target=target, target_mni=target_mni, tissue=tissue), warnings
+
+
+def carry_candidate(
+    point: Points,
+    space: HeadSpace,
+    head,
+    *,
+    final: CarriedTarget | None = None,
+    snap: bool = True,
+) -> tuple[Points, np.ndarray | None, dict]:
+    """Carry a ranked candidate into the head's frame by the chosen target's rule.
+
+    The same steps as the chosen target (:func:`carry_target`,
+    :func:`finalise_target`, :func:`grey_matter_target`): in a T1 reached by a
+    transform the candidate is snapped into the carried brain mask, then its
+    tissue is checked and (``snap``) a white-matter or CSF point moves to the
+    nearest grey matter toward the scalp. On the embedded MNI head, or in a T1
+    without a transform, it is only carried.
+
+    Parameters
+    ----------
+    point : Points
+        ``(1, 3)`` candidate in MNI152 or in the head's frame.
+    space : HeadSpace
+    head : tmsplan.head.cache.Head
+    final : CarriedTarget, optional
+        The chosen target (:func:`grey_matter_target`): its brain mask, and
+        whether its tissue was checked (None: only carried).
+    snap : bool
+        As for the chosen target (``--no-snap`` keeps the carried point).
+
+    Returns
+    -------
+    head_point : Points
+        ``(1, 3)`` in the head's frame.
+    mni : (3,) float64 or None
+        The same point in MNI152 (None without a transform).
+    checks : dict
+        ``snap_distance_mm`` (and ``tissue`` when the chosen target's tissue
+        was checked), recorded as for the chosen target.
+    """
+    head_point = space.to_head(point) if point.frame == MNI_FRAME else point
+    mni = point.xyz[0] if point.frame == MNI_FRAME else None
+    checks: dict = {"snap_distance_mm": 0.0}
+    if final is None or not space.carried or final.brain_img is None:
+        if mni is None and space.carried:
+            mni = space.mni_to_subject.inverse_points(head_point).xyz[0]
+        return head_point, mni, checks
+    xyz, snap_mm = _snap_into(final.brain_img, head_point.xyz[0])
+    checks["snap_distance_mm"] = round(snap_mm, 3)
+    if final.tissue is not None and "error" in final.tissue:
+        checks["tissue"] = dict(final.tissue)  # the estimate failed for the chosen target too
+    elif final.tissue is not None:
+        result, checks["tissue"], _ = _to_grey_matter(xyz, space, final.brain_img, head, snap=snap)
+        if result is not None:
+            xyz = result.xyz
+    moved = Points(np.asarray(xyz, dtype=np.float64), SUBJECT_FRAME)
+    if snap_mm > 0 or (checks.get("tissue") or {}).get("moved_to_grey_matter_mm", 0) > 0:
+        head_point, mni = moved, space.mni_to_subject.inverse_points(moved).xyz[0]
+    elif mni is None:
+        mni = space.mni_to_subject.inverse_points(head_point).xyz[0]
+    return head_point, mni, checks

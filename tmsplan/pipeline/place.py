@@ -22,7 +22,7 @@ from tmsplan.coil.placement import (
 from tmsplan.errors import ActivationError
 from tmsplan.head.cache import Head
 from tmsplan.head.checks import check_entry, image_warnings
-from tmsplan.pipeline.choose import CarriedTarget
+from tmsplan.pipeline.choose import CarriedTarget, carry_candidate
 from tmsplan.pipeline.result import Target
 from tmsplan.pipeline.space import HeadSpace, head_directions
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
@@ -280,8 +280,15 @@ def place_candidates(
     name: str,
     directions: dict,
     roi: Any = None,
+    final: CarriedTarget | None = None,
+    snap: bool = True,
 ) -> tuple[Target, ...]:
     """Coil poses for the ranked alternatives (ranks 2, 3, ...).
+
+    Each candidate is carried into the head by the chosen target's rule
+    (:func:`tmsplan.pipeline.carry_candidate`): in a T1 reached by a transform
+    it is snapped into the brain and moved to grey matter when the chosen one
+    is, and the same checks are recorded (``snap_distance_mm``, ``tissue``).
 
     Parameters
     ----------
@@ -299,6 +306,12 @@ def place_candidates(
         The chosen target's head directions (:attr:`Placed.directions`).
     roi : tmsplan.target.atlas.Roi, optional
         Adds each candidate's distance to the ROI centre.
+    final : CarriedTarget, optional
+        The chosen target after :func:`tmsplan.pipeline.grey_matter_target`
+        (None: candidates are only carried, as on the embedded head).
+    snap : bool
+        Move a candidate in white matter or CSF to grey matter, as the chosen
+        target (``--no-snap`` keeps them all as carried).
 
     Returns
     -------
@@ -307,10 +320,7 @@ def place_candidates(
     out = []
     for rank, cand in enumerate(ranked, start=2):
         point = Points(np.asarray(cand["target_mm"], dtype=np.float64), source_frame)
-        head_point = space.to_head(point) if source_frame == MNI_FRAME else point
-        cand_mni = point.xyz[0] if source_frame == MNI_FRAME else None
-        if cand_mni is None and space.carried:
-            cand_mni = space.mni_to_subject.inverse_points(head_point).xyz[0]
+        head_point, cand_mni, checks = carry_candidate(point, space, head, final=final, snap=snap)
         hemi_x = cand_mni[0] if cand_mni is not None else head_point.xyz[0, 0]
         cand_place = _place(head_point, head, settings, _hemisphere_sign(hemi_x), directions)
         evidence = {"score": cand["score"], "why": cand["why"]}
@@ -327,6 +337,7 @@ def place_candidates(
                 cand_mni,
                 role="candidate",
                 rank=rank,
+                checks=checks,
                 evidence=evidence,
             )
         )

@@ -324,7 +324,7 @@ def plan_target(
     ranked = conn.candidates if conn is not None else chosen.candidates if chosen else ()
     targets = (placed.target, *place_candidates(
         ranked, candidate_frame(conn, activation_space), space, head, settings, name=name,
-        directions=placed.directions, roi=roi_obj,
+        directions=placed.directions, roi=roi_obj, final=final, snap=snap_to_grey_matter,
     ))  # fmt: skip
     warnings += conn.notes if conn is not None else ()
     record = build_record(

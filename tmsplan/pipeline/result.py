@@ -57,8 +57,9 @@ class Target:
     rank : int
         1 for the chosen target, 2, 3, ... for the candidates.
     checks : dict
-        Checks of the chosen target (``snap_distance_mm``, ``entry_check``,
-        ``given_target_moved_mm``).
+        Checks of the target (``snap_distance_mm``, ``entry_check``,
+        ``given_target_moved_mm``, ``tissue``); a candidate carries the same
+        ``snap_distance_mm`` and ``tissue`` as the chosen target, no entry check.
     evidence : dict
         Why a candidate ranks where it does (``score``, ``why``, ``value``, ...).
     """
