@@ -16,7 +16,7 @@ from tmsplan.io import interrupts
 from tmsplan.io.images import ImageLike, check_img
 from tmsplan.io.outputs import check_writable, write_bytes, write_files
 from tmsplan.io.record import DISCLAIMER, check_record
-from tmsplan.render._vtk import png_bytes
+from tmsplan.render._vtk import map_threads, png_bytes
 from tmsplan.render.report_checks import check_record_t1, handle_angle
 from tmsplan.render.report_page import MAX_REPORT_BYTES, report_bytes
 
@@ -143,7 +143,7 @@ def make_report(
     """
     from tmsplan.render.checks import scene_geometry
     from tmsplan.render.html import scene_html as make_scene_html
-    from tmsplan.render.meshes import _decimated, isosurface_from_img
+    from tmsplan.render.meshes import _decimated, isosurface_from_img, plan_surfaces
     from tmsplan.render.scene import render_view_images
     from tmsplan.render.slices import slices_png
 
@@ -167,16 +167,21 @@ def make_report(
         )
     if landmarks is None and (record.get("eeg1020") or {}).get("positions"):
         landmarks = _cap_landmarks(record)
+    # the surfaces are made once and shared by the pictures and the 3D view
+    surfaces = plan_surfaces(
+        record, scalp_mesh, brain_mesh=brain_mesh, activation_img=activation_img, roi_img=roi_img
+    )
     layers = {
         "brain_mesh": brain_mesh,
         "activation_img": activation_img,
         "roi_img": roi_img,
         "landmarks": landmarks,
+        "surfaces": surfaces,
     }
     # everything is made in memory first: a failure leaves no pictures without a report
-    geometry = scene_geometry(record, scalp_mesh)
+    geometry = scene_geometry(record, surfaces.scalp)
     images = render_view_images(record, scalp_mesh, views=views, **layers)
-    pictures = {name: png_bytes(image) for name, image in images.items()}
+    pictures = map_threads(png_bytes, images)
     threshold = (record.get("activation") or {}).get("threshold")
     first = record["targets"][0] if record["targets"] else None
     if first is not None:

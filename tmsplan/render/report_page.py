@@ -9,11 +9,12 @@ import base64
 import html
 import warnings as _warnings
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 from tmsplan import __version__
 from tmsplan.errors import TmsplanWarning
 from tmsplan.io.record import DISCLAIMER
-from tmsplan.render._vtk import png_bytes, read_png
+from tmsplan.render._vtk import map_threads, png_bytes, read_png
 from tmsplan.render.html import inert_urls
 from tmsplan.render.report_sections import (
     CHECKLIST,
@@ -239,7 +240,7 @@ def report_bytes(
         scene_html = inert_urls(scene_html)
     data = b""
     for encoding in _ENCODINGS:
-        encoded = {name: _encode_picture(raw, encoding) for name, raw in pictures.items()}
+        encoded = map_threads(partial(_encode_picture, encoding=encoding), pictures)
         data = page_html(record, encoded, scene_html, all_warnings, geometry).encode("utf-8")
         if len(data) <= MAX_REPORT_BYTES:
             break
