@@ -18,8 +18,9 @@ import nibabel as nib
 import numpy as np
 
 from tmsplan.errors import ActivationError, TmsplanWarning
-from tmsplan.head.scalp import scalp_surface, surface_from_mask
-from tmsplan.io.bundled import load_mni_brain_mask, load_mni_head, mni_head_path
+from tmsplan.head.cache import load_head
+from tmsplan.head.scalp import surface_from_mask
+from tmsplan.io.bundled import load_mni_brain_mask, mni_head_path
 from tmsplan.io.images import check_img
 from tmsplan.spaces import MNI_FRAME
 from tmsplan.target.atlas import get_roi, roi_mask_img
@@ -130,7 +131,7 @@ def report_record(
     for warning in t1_warnings:
         warn(warning, TmsplanWarning, stacklevel=2)
     t1_img = check_img(record["t1"]["path"], name="the plan's T1")
-    scalp = scalp_surface(t1_img, frame=record["space"], name="the plan's T1")
+    scalp = load_head(record["t1"]["path"], frame=record["space"])  # cached: not re-meshed
     layers, notes = _record_layers(record, folder, t1_img)
     for note in notes:
         warn(note, TmsplanWarning, stacklevel=2)
@@ -162,7 +163,7 @@ def view_record(record_path: str | os.PathLike) -> None:
     if not display_available():
         view(record, None)  # raises the clear no-display error before any work
     t1_img = check_img(record["t1"]["path"], name="the plan's T1")
-    scalp = scalp_surface(t1_img, frame=record["space"], name="the plan's T1")
+    scalp = load_head(record["t1"]["path"], frame=record["space"])  # cached: not re-meshed
     layers, _ = _record_layers(record, folder, t1_img)
     view(record, scalp.mesh, **layers)
 
@@ -212,7 +213,7 @@ def group_picture(
             labels.append(label + ("" if target["reachable"] else " (unreachable)"))
     if not points:
         raise ActivationError("none of the plans has a target with MNI coordinates to draw.")
-    scalp = scalp_surface(load_mni_head(1), frame=MNI_FRAME, name="embedded MNI head")
+    scalp = load_head(None)  # the embedded MNI head, cached
     brain = surface_from_mask(load_mni_brain_mask(1), frame=MNI_FRAME, target_faces=60000)
     return render_group(
         np.asarray(points, dtype=np.float64),
