@@ -197,7 +197,12 @@ def plan_surfaces(
 
 
 def isosurface_from_img(
-    img: ImageLike, level: float, *, name: str = "image", sign: str = "positive"
+    img: ImageLike,
+    level: float,
+    *,
+    name: str = "image",
+    sign: str = "positive",
+    step_mm: float | None = None,
 ) -> pv.PolyData:
     """Isosurface of an image at ``level``, in world millimetres.
 
@@ -215,6 +220,10 @@ def isosurface_from_img(
         Argument name for error messages.
     sign : {"positive", "negative", "absolute"}
         Surface of ``data >= level``, ``-data >= level`` or ``|data| >= level``.
+    step_mm : float, optional
+        March over every n-th voxel, n the whole number of voxels nearest to
+        ``step_mm`` (at least 1): a 1 mm mask at ``step_mm=2`` gives a quarter
+        of the triangles at a fifth of the time. Default: every voxel.
 
     Returns
     -------
@@ -245,7 +254,11 @@ def isosurface_from_img(
         )
     floor = min(float(data.min()), level) - 1.0
     padded = np.pad(data, 1, mode="constant", constant_values=floor)
-    verts, faces, _, _ = marching_cubes(padded, level=level)
+    step = 1
+    if step_mm is not None:
+        voxel_mm = float(np.max(np.linalg.norm(checked.affine[:3, :3], axis=0)))
+        step = max(1, round(step_mm / voxel_mm))
+    verts, faces, _, _ = marching_cubes(padded, level=level, step_size=step)
     world = voxel_to_world(checked.affine, verts - 1.0)
     # skimage's normals point towards decreasing values (outward for a blob);
     # a mirroring affine (det < 0) would turn the winding inside out.

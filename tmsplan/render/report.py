@@ -161,9 +161,12 @@ def make_report(
         t1_img = record["t1"]["path"]
     t1 = check_img(t1_img, name="t1_img")
     if brain_mesh is None and brain_img is not None:
-        # a 1 mm brain mask gives ~300k triangles; 60k look the same in the pictures
+        # 60k triangles look the same in the pictures as the ~280k of a 1 mm mask; marching
+        # at 2 mm gives ~70k directly (a fifth of the time of marching at 1 mm + decimating)
         brain_mesh = _decimated(
-            isosurface_from_img(brain_img, 0.5, name="brain_img"), 60_000, name="brain_img"
+            isosurface_from_img(brain_img, 0.5, name="brain_img", step_mm=2.0),
+            60_000,
+            name="brain_img",
         )
     if landmarks is None and (record.get("eeg1020") or {}).get("positions"):
         landmarks = _cap_landmarks(record)
