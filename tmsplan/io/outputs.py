@@ -1,15 +1,6 @@
 """Atomic, no-clobber writing of files and output folders.
 
-Nothing tmsplan writes is ever half-written: a file is written to a temporary
-name in the same folder and renamed into place; an output folder is filled as a
-hidden staging folder and renamed when complete. Existing outputs are replaced
-only with ``overwrite=True`` (``--force`` on the command line).
-
-Every hidden name (``.<out>.staging.<pid>@<host>.*``, ``.<file>.<pid>@<host>.*.tmp``)
-carries the process that made it: a run killed half-way leaves such a name
-behind, and the next run writing into the same folder removes it (with a
-:class:`~tmsplan.errors.TmsplanWarning`) once that process is gone. A live
-concurrent run's staging is never touched.
+Design notes: ``docs/record.md``, section ``tmsplan.io.outputs``.
 """
 
 from __future__ import annotations
