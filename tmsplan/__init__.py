@@ -1,14 +1,6 @@
 """tmsplan: plan TMS targets for drug-craving research.
 
-Activation map x craving ROI -> cortical target -> scalp entry -> coil pose ->
-neuronavigator files, with 3D pictures and an offline report. Research planning
-aid (geometry, not an E-field model); a clinician reviews every target.
-
-The public API is small and imported lazily (``import tmsplan`` is cheap):
-
->>> import tmsplan
->>> plan = tmsplan.plan_target("map.nii.gz", roi="cocaine_mfg_l")  # doctest: +SKIP
->>> tmsplan.write_plan(plan, "out/")  # doctest: +SKIP
+Design notes: ``docs/README.md``, section ``tmsplan``.
 """
 
 from __future__ import annotations

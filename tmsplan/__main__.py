@@ -1,9 +1,6 @@
 """``python -m tmsplan`` and the ``tmsplan`` console script.
 
-Kept tiny: an interrupt (Ctrl-C) while the command line is still being imported
-ends in one line and exit code 130 too, never a traceback. After an interrupt
-the process ends at once (``os._exit``), without the interpreter's teardown of
-half-used native libraries (VTK), which is where a crash could still happen.
+Design notes: ``docs/README.md``, section ``tmsplan.__main__``.
 """
 
 import os  # os, sys and _signal are loaded with the interpreter: importing them is instant

@@ -1,10 +1,6 @@
 """Errors raised by tmsplan.
 
-Every error a user can trigger derives from :class:`TmsplanError` and from the
-builtin exception that fits it, so callers can catch either. Messages say what
-was wrong, what was expected, and what to do, naming the Python parameter
-(``max_depth_mm``); the command line prints them as one line with the
-parameter's flag (``--max-depth``) and exits non-zero.
+Design notes: ``docs/README.md``, section ``tmsplan.errors``.
 """
 
 from __future__ import annotations

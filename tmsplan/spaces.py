@@ -1,18 +1,6 @@
 """Points, coil poses and transforms that carry the frame they live in.
 
-Internal convention: world RAS+ millimetres, float64. A frame is a name:
-
-- ``"MNI152NLin6Asym"`` (FSL's MNI152 template, the embedded head), and other
-  template names such as ``"MNI152NLin2009cAsym"`` (fMRIPrep's default);
-- ``"T1w"``: the RAS+ world (scanner/aligned) millimetres of a named T1 image,
-  as given by its sform (else qform);
-- vendor frames exist only inside :mod:`tmsplan.export` modules.
-
-Shapes are fixed: points ``(n, 3)``, coil poses ``(n, 4, 4)``.
-
-Coil pose convention (canonical, as SimNIBS's ``matsimnibs``): columns are the
-coil x axis, y axis, z axis (unit vectors) and the coil centre; z points into
-the head, y points along the handle, x = y x z.
+Design notes: ``docs/transforms.md``, section ``tmsplan.spaces``.
 """
 
 from __future__ import annotations

@@ -346,3 +346,49 @@ def test_report_opens_in_a_headless_browser(made_report, tmp_path):
     # the red warning banner is on the first screen
     red = (image[..., 0] > 150) & (image[..., 1] < 40) & (image[..., 2] < 60)
     assert red[:800].sum() > 5000
+
+
+@pytest.mark.parametrize("step", ["_stage", "_commit"])
+def test_an_interrupted_report_leaves_the_previous_one_whole(
+    tmp_path, monkeypatch, render_images, step
+):
+    from tmsplan.io import outputs
+    from tmsplan.render import html as render_html
+    from tmsplan.render import scene
+
+    def pictures(value):
+        image = np.full((20, 30, 3), value, np.uint8)
+        image[:, :10] = 255 - value
+        return {"left": image, "top": image[::-1].copy()}
+
+    monkeypatch.setattr(render_html, "scene_html", lambda *a, **k: FAKE_SCENE)
+    monkeypatch.setattr(scene, "render_view_images", lambda *a, **k: pictures(0))
+    out = tmp_path / "out"
+    args = (_synthetic_record(), out, _sphere_mesh(90.0, 2))
+    report.make_report(*args, t1_img=render_images[0])
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert len(before) == 4  # left, top, slices, report.html
+
+    real, calls = getattr(outputs, step), []
+
+    def interrupted(*a, **k):  # Ctrl-C once the first file is staged (or in place)
+        calls.append(a)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(scene, "render_view_images", lambda *a, **k: pictures(120))
+    monkeypatch.setattr(outputs, step, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        report.make_report(*args, t1_img=render_images[0], overwrite=True)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # every old file as it was, nothing new, no hidden leftovers
+    assert sorted(p.name for p in out.iterdir()) == ["pictures", report.REPORT_FILENAME]
+
+    fresh = tmp_path / "fresh"
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        report.make_report(
+            _synthetic_record(), fresh, _sphere_mesh(90.0, 2), t1_img=render_images[0]
+        )
+    assert not fresh.exists()

@@ -1,28 +1,6 @@
 """The Beam F3 method: find F3 (left DLPFC) with a tape measure.
 
-Beam et al. (2009) *An efficient and accurate new method for locating the F3
-position for prefrontal TMS applications*, Brain Stimulation 2:50-54, turn
-three head measurements into two tape distances:
-
-* **X**: from the midline (Fpz) along the head circumference, to the left;
-* **Y**: from the vertex (Cz) toward that point on the circumference.
-
-F3 lies Y from Cz on the line from Cz to the point X along the circumference.
-
-The formulas are those of the Beam F3 web calculator (the method's reference
-implementation; its formulas differ slightly from the printed paper's, which
-contain typesetting errors). They model the top of the head as a plane with
-Cz at the origin, the midline toward the nose and the left side as +x:
-
-* ``R1 = 0.4 NI`` (Cz to Fpz) and ``R2 = 0.4 TT`` (Cz to T3), with NI the
-  nasion-inion and TT the tragus-tragus distance over the vertex;
-* Fz at ``(0, -R1/2)``; F7 on the circle of radius R2 at 324 deg (36 deg in
-  front of T3); C3 at ``(R2/2, 0)``; Fp1 at 298 deg on the circle of radius R1;
-* F3 is where the line from Fz toward F7 (the calculator's slope
-  ``(R2 sin 324 + R1/2) / R2``) meets the line from C3 through Fp1;
-* ``Y = 0.91 |F3|`` (the calculator's correction for the head's curvature)
-  and ``X = C/4 x (90 + theta) / 90`` with theta the angle of F3 from the
-  lateral axis (degrees, negative toward the front) and C the circumference.
+Design notes: ``docs/clinic.md``, section ``tmsplan.clinic.beamf3``.
 """
 
 from __future__ import annotations

@@ -1,32 +1,6 @@
 """Depth-adjusted stimulation intensity from the motor threshold.
 
-The motor threshold (MT, % of maximum stimulator output, %MSO) is measured
-over the hand knob of the motor cortex; a target that lies deeper below the
-scalp needs more. Two estimates:
-
-``stokes``
-    The published linear correction ``adjusted = MT + k x (D_target - D_motor)``
-    with ``k = 2.8 %MSO/mm`` (Stokes et al. 2007, *Clin Neurophysiol* 118:
-    1617-1625) or ``k = 3.0 %MSO/mm`` (Stokes et al. 2005, *J Neurophysiol* 94:
-    4520-4527). Depths are scalp-to-cortex distances in mm.
-``sphere``
-    A physics estimate: the electric field induced by a figure-8 coil in a
-    spherical conductor, by the closed-form solution of Heller & van Hulsteyn
-    (1992, *Biophys J* 63:129-138), which does not depend on the
-    conductivity. The coil is a set of magnetic dipoles filling its two wings
-    (concentric circular turns with opposite currents; default: a 70 mm
-    figure-8 coil with dimensions close to the Magstim 70 mm coil as described by
-    Thielscher & Kammer 2004, *Clin Neurophysiol* 115:1697-1708: turns from 28 to
-    43.5 mm radius, 9 per wing; check them against your coil), with its
-    windings ``winding_height_mm`` above the scalp. The sphere is the head's
-    local curvature (a radius fitted to the scalp around each site, or the
-    given radius). The field is evaluated under the coil centre at the given
-    depth: ``adjusted = MT x E_motor / E_target``.
-
-Both are estimates for research planning; the issue they address (cortex
-depth) is only one reason thresholds differ between sites, and neither is an
-E-field model of the patient's head. Intensities above 100 %MSO are reported
-as not achievable, never suggested.
+Design notes: ``docs/clinic.md``, section ``tmsplan.clinic.dose``.
 """
 
 from __future__ import annotations

@@ -1,53 +1,6 @@
 """10-20 / 10-10 EEG positions on a head surface, measured along the scalp.
 
-A clinic without a neuronavigator places the coil with an EEG cap or a tape
-measure. This module puts the cap's positions on the scalp mesh of any head
-(:func:`tmsplan.head.scalp.scalp_surface`, world RAS+ mm) from four landmarks, the
-way the standard defines them: as percentages of arcs measured **on the
-scalp**, not on a fitted sphere.
-
-Construction (deterministic; every arc is a plane cut of the mesh)
-------------------------------------------------------------------
-An *arc* from point A to point B through a point V is found by cutting the
-mesh with the plane through A, B and V (:func:`trimesh.intersections.mesh_plane`),
-chaining the cut segments into closed loops, taking the loop that passes
-through A and B, and keeping the part of that loop from A to B that contains
-V. Its length is the length of that polyline (a tape laid on the skin in that
-plane); points at given percentages are interpolated along it.
-
-1. The landmarks (nasion, inion, left and right preauricular points) are
-   projected onto the mesh (nearest skin point).
-2. **Cz** is found iteratively: the mid-point of the nasion-inion arc through
-   the current Cz, then the mid-point of the LPA-RPA arc through that point
-   becomes the next Cz, until it moves less than 0.05 mm (at most 50 rounds;
-   starts at the skin point straight above the landmarks' centre). Cz is
-   then the mid-point of both arcs (both residuals are recorded).
-3. **Midline** (nasion-inion arc through Cz): Fpz, AFz, Fz, FCz, Cz, CPz, Pz,
-   POz, Oz at 10 % ... 90 %. **Coronal** (LPA-RPA arc through Cz): T9 = LPA at
-   0 %, T7 10 %, C5 20 %, C3 30 %, C1 40 %, and the right side mirrored.
-4. **Circumference** (the 10 % ring): the arc Fpz -> T7 -> Oz (plane through
-   the three) for the left half and Fpz -> T8 -> Oz for the right. Each
-   quarter (Fpz-T7, T7-Oz) is divided in fifths: Fp1, AF7, F7, FT7 | TP7, P7,
-   PO7, O1 (10 % steps of the half-circumference, T7 kept where step 3 put it).
-5. **Lower ring** (10-10 only; the 0 % ring): Nz -> T9 -> Iz, its front quarter
-   divided the same way: AF9, F9, FT9. Behind the ears this ring runs around
-   the pinna on a scalp mesh (a tape would not), so TP9, P9, PO9 and O9 (and
-   their right counterparts) are left out.
-6. **Rows**: for each row, the arc from its left circumference point through
-   its midline point to its right circumference point (one plane through the
-   three); each half divided in quarters (F7, F5, F3, F1, Fz, ...) for the F,
-   FC, CP and P rows, in halves for AF and PO (AF3, PO3, as in the 10-10
-   system of the American Clinical Neurophysiology Society, 2006).
-
-Odd numbers are on the left (x < 0 in RAS+), even on the right, ``z`` on the
-midline. The 10-20 subset has the 21 classical positions (modern names: T7/T8,
-P7/P8 for the older T3/T4, T5/T6).
-
-Landmarks
----------
-Found on the embedded MNI head, carried from it into a patient through the
-MNI -> T1 transform, or given by the user: see :mod:`tmsplan.head.landmarks`
-(whose names this module re-exports).
+Design notes: ``docs/clinic.md``, section ``tmsplan.clinic.eeg1020``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """The plan in a clinic's terms: 10-20 positions, tape distances and intensity.
 
-Glue between :mod:`tmsplan.pipeline.plan` and :mod:`tmsplan.clinic.eeg1020`,
-:mod:`tmsplan.clinic.beamf3` and :mod:`tmsplan.clinic.dose`: it adds the record keys
-``eeg1020`` and ``dose`` (see :func:`clinic_entries`).
+Design notes: ``docs/clinic.md``, section ``tmsplan.clinic.terms``.
 """
 
 from __future__ import annotations

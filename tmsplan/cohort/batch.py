@@ -1,29 +1,6 @@
 """Many patients: batch rows -> one plan folder per row -> a cohort summary.
 
-:func:`run_batch` plans the rows of a manifest (:mod:`tmsplan.cohort.manifest`) with
-:func:`tmsplan.pipeline.plan.plan_target` and :func:`tmsplan.pipeline.plan.write_plan`, so a row's
-folder is exactly what ``tmsplan plan`` writes, in this process, in ``jobs``
-worker processes, or on an existing Dask distributed cluster (identical results:
-every row runs the same code on the same inputs), then writes ``cohort.tsv``,
-``cohort.png`` and ``cohort.html`` (:mod:`tmsplan.cohort.summary`).
-
-Rules
------
-* **Work unit**: all rows of one subject run in one task, so the subject's head
-  (scalp surface) and registration are computed once.
-* **Isolation**: a row that fails is reported with its one-line reason (and a
-  log in ``OUT/failed/``); the other rows go on.
-* **Resume**: beside each plan, ``batch.json`` holds the SHA-256 of every input
-  file of the row and a hash of its options (with tmsplan's version and
-  :data:`tmsplan.head.cache.HEAD_ALGORITHM_VERSION`). A row whose folder is
-  complete (its ``target.json`` and every output it lists exist) and whose
-  inputs and options are unchanged is skipped; otherwise it is planned again
-  and its folder replaced. Checksums are of file contents: ``touch`` alone does
-  not redo a row, an edited file does. ``force`` redoes every row.
-* **Interrupts**: plan folders are written atomically (staged, then renamed),
-  so an interrupted batch leaves only complete folders; run it again to finish.
-* **Logs**: ``batch.log`` in each plan folder (inputs, options, warnings,
-  result).
+Design notes: ``docs/batch.md``, section ``tmsplan.cohort.batch``.
 """
 
 from __future__ import annotations

@@ -1,22 +1,6 @@
 """Batch manifests: which targets to plan, read from a TSV/CSV file or a BIDS folder.
 
-:func:`read_manifest` turns a TSV/CSV manifest (one row per target) into
-:class:`BatchRow` s, and :func:`bids_rows` finds the same in an fMRIPrep
-derivatives folder; :mod:`tmsplan.cohort.batch` plans them.
-
-Rules
------
-* **Columns**: ``subject`` (required); ``t1`` (empty: the embedded MNI head); one
-  of ``activation`` / ``peaks`` / ``target_mni`` / ``target_t1`` (three numbers
-  separated by spaces); any column of :data:`COLUMNS` (``plan``'s long options
-  without the dashes), mapped onto :func:`tmsplan.pipeline.plan.plan_target` /
-  :func:`tmsplan.pipeline.plan.write_plan` by that one table. An unknown column stops the
-  batch before any work. Relative paths are relative to the manifest's folder.
-* **Folders**: ``OUT/<subject>/``; a subject with several rows gets
-  ``OUT/<subject>/<target name>/`` per row (target name: ``target_name``, else
-  the ROI id, else ``row<N>``).
-* A cell that cannot be used (not a number, a subject label that is not a folder
-  name, ...) fails its row only, with the reason.
+Design notes: ``docs/batch.md``, section ``tmsplan.cohort.manifest``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """The cohort summary of a batch: ``cohort.tsv``, ``cohort.png`` and ``cohort.html``.
 
-Outliers: for each target name with at least :data:`OUTLIER_MIN_ROWS` planned
-rows, ``distance_from_mean_mm`` is the distance of the row's MNI target from the
-mean MNI target of those rows; a row is an outlier when that distance exceeds
-:data:`OUTLIER_DISTANCE_MM` (a figure-8 coil's focus is about 1-2 cm wide).
+Design notes: ``docs/batch.md``, section ``tmsplan.cohort.summary``.
 """
 
 from __future__ import annotations

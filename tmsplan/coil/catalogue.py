@@ -1,30 +1,6 @@
 """TMS coil catalogue: which coils tmsplan knows, and how deep each one reaches.
 
-The catalogue is one tab-separated table, ``coils.tsv``, in
-:func:`tmsplan.io.bundled.atlas_dir` (``atlases/`` in a checkout,
-``tmsplan/atlases`` in a wheel). Each row is a coil with its depth figure, the
-**half-value depth** ``d_1/2`` of Deng, Lisanby & Peterchev (2013, Brain
-Stimulation 6:1-13): in their spherical head model, the radial distance below
-the model's (cortical) surface at which the electric field has fallen to half
-of its maximum. Every row says where its number comes from (``d_half_basis``):
-
-- ``paper_table``: the coil's own value from the paper's table or figure;
-- ``paper_range_bound``: a bound the paper's abstract gives for a class of
-  coils (the real coil is at most this deep): an optimistic reach;
-- ``tmsplan_default``: tmsplan's planning value, not a number from the paper.
-
-Reach rule (stated in every record): tmsplan measures depth from the **scalp**
-(the distance from the scalp entry to the cortical target), while ``d_1/2`` is
-measured from the **cortical surface**. So
-
-    reach_from_scalp_mm = SCALP_TO_CORTEX_MM + 10 * d_1/2 (cm)
-
-with ``SCALP_TO_CORTEX_MM = 15`` mm, a typical adult scalp-to-cortex distance
-over the frontal lobe (an assumption; pass ``--max-depth`` to override).
-
-tmsplan is geometry, not an E-field model: "reaches" means "within the depth
-where the coil's field is still at least half of its surface value", nothing
-more.
+Design notes: ``docs/targets.md``, section ``tmsplan.coil.catalogue``.
 """
 
 from __future__ import annotations

@@ -1,28 +1,6 @@
 """From a cortical target to a scalp entry point and a coil pose.
 
-Rules (stated in every plan record):
-
-- **Scalp entry**: the point of the scalp surface nearest to the cortical target
-  (exact closest point on the triangle mesh). Surface where the image's field
-  of view cuts the head (e.g. the neck floor) is not scalp and is never an entry.
-- **Depth**: distance from the scalp entry to the cortical target (mm).
-- **Coil normal**: the area-weighted mean of the scalp face normals within
-  ``normal_radius_mm`` of the entry (the coil sits tangent to the head over its
-  footprint, not on a single triangle). Coil z = the inward normal.
-- **Handle**: in the scalp tangent plane, ``handle_angle_deg`` (default 45 deg)
-  from "straight back" (the posterior direction projected onto that plane),
-  turned away from the midline (the usual posterolateral orientation); both
-  directions are taken in the tangent plane, so the angle on the scalp is exact.
-  Targets within ``midline_mm`` of the midsagittal plane have no "away from the
-  midline": their handle points straight back. Where the scalp faces backwards
-  (no usable "straight back"), the handle points down (inferior); this is noted.
-- **Coil centre**: the entry moved outward along the normal by
-  ``coil_skin_distance_mm`` (hair and coil casing).
-- **Reach**: a target deeper than ``max_depth_mm`` (default 30 mm: a figure-8
-  coil's field falls to a fraction of its surface value within ~2-3 cm), or
-  whose nearest head surface is the field-of-view cut, is reported unreachable
-  with the reason; the pose is still computed on the nearest skin so it can be
-  drawn, but exports leave it out.
+Design notes: ``docs/projection.md``, section ``tmsplan.coil.placement``.
 """
 
 from __future__ import annotations

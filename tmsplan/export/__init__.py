@@ -1,30 +1,6 @@
 """Neuronavigation exports: one module per file format, and this registry.
 
-Every format has a writer and a reader over the canonical coil pose (SimNIBS
-``matsimnibs``: columns x, y = handle, z = into the head, centre; RAS+ mm in the
-world of the T1 the navigator loads). Vendor frames exist only inside their
-module.
-
-- ``localite``: ``InstrumentMarker<stamp>.xml`` (coil poses; RAS or LPS);
-- ``localite-entrytarget``: ``EntryTarget<stamp>.xml`` (entry + target; RAS or LPS);
-- ``brainsight``: ``brainsight_targets.txt`` (RAS, NIfTI coordinates);
-- ``visor2``: ``visor2_targets.mrk`` (RAS, with the T1 qform fingerprint);
-- ``slicer``: ``slicer_targets.mrk.json`` (RAS or LPS);
-- ``navinibs``: ``navinibs_targets.json`` (RAS; NaviNIBS ``mergeFromFile`` targets);
-- ``bids``: ``sub-<label>_markers.tsv`` + ``sub-<label>_coordsystem.json`` (RAS);
-- ``csv``: ``targets_table.csv`` and ``json``: ``targets_table.json`` (RAS, all targets).
-
-Unreachable targets are left out of the navigator formats (an operator must not
-be offered a coil pose tmsplan could not place); they stay in the CSV and JSON
-tables with ``reachable = false`` and the reason. Leaving one out emits an
-:class:`ExportWarning`; a navigator format with no reachable target at all
-raises :class:`~tmsplan.errors.UnreachableTargetError`.
-
-Writers never write half a file (temporary file + rename), refuse an existing
-file unless ``overwrite=True``, and check every pose is rigid before anything
-is written. Readers refuse sheared or mirrored rotations; they accept the
-rounding of vendor files (``|R^T R - I| <= 5e-3``) and return the nearest exact
-rotation.
+Design notes: ``docs/exports.md``, section ``tmsplan.export``.
 """
 
 from __future__ import annotations

@@ -1,19 +1,6 @@
 """BIDS-TMS style ``*_markers.tsv`` + ``*_coordsystem.json``.
 
-The TMS extension of BIDS is a draft; this follows its published column names
-where they exist and says what it adds. One row per reachable target:
-
-``MarkerID`` (1, 2, ...), ``MarkerName``, ``target_{x,y,z}`` (cortical
-target), ``entry_{x,y,z}`` (scalp entry), ``coil_{x,y,z}`` (coil centre),
-``normal_{x,y,z}`` (coil z axis, into the head), ``direction_{x,y,z}`` (coil
-y axis, the handle), ``Matrix_4x4`` (the canonical pose, 16 comma-separated
-numbers, row by row), ``depth_mm``, ``coil_skin_distance_mm``. Missing values
-are ``n/a``. Tabs and line breaks in names become spaces.
-
-The ``*_coordsystem.json`` names the frame (``TMSCoordinateSystem`` = the
-record's ``space``, e.g. ``MNI152NLin6Asym`` or ``T1w``), the units (mm) and
-the T1 (``IntendedFor``: the path recorded at planning time; replace it by a
-BIDS URI when the files go into a dataset).
+Design notes: ``docs/exports.md``, section ``tmsplan.export.bids``.
 """
 
 from __future__ import annotations

@@ -1,31 +1,6 @@
 """Brainsight (Rogue Research): tab-separated targets text.
 
-Frame
-    RAS+ mm of a NIfTI coordinate system of the T1: the header line
-    ``# Coordinate system:`` names it. Brainsight >= 2.5.3 (file version 14)
-    also names the header field it comes from: ``NIfTI:Q:<name>`` (qform) or
-    ``NIfTI:S:<name>`` (sform); versions 12/13 write ``NIfTI:<name>``. The
-    name follows the NIfTI ``xform`` code: 1 ``Scanner``, 2 ``Aligned``,
-    3 ``Talairach``, 4 ``MNI-152``, 5 ``Other-Template`` (NIfTI-1 codes;
-    one open-source reader pairs 3/4 the other way round, tmsplan follows the
-    NIfTI standard). ``Brainsight`` (its internal LPS voxel-corner frame) and
-    ``World`` (DICOM projects) are not NIfTI frames and are refused by the reader.
-
-Which form is named
-    tmsplan's world is the sform when ``sform_code > 0``, else the qform. When
-    both are set and equal the file names the qform (as Brainsight's own
-    export of such an image does); when they differ it names the sform and
-    warns (:class:`~tmsplan.export.ExportWarning`), since Brainsight then offers
-    both and the operator must pick the same one.
-
-Coil axes
-    Brainsight x and z are tmsplan's negated, y kept:
-    ``M_brainsight = M_canonical @ diag(-1, 1, -1, 1)``; Brainsight z points
-    away from the head.
-
-Columns
-    ``mCnR`` is column C, row R of the rotation: ``m0n0 m0n1 m0n2`` is the
-    x axis. Missing values are written ``(null)``.
+Design notes: ``docs/exports.md``, section ``tmsplan.export.brainsight``.
 """
 
 from __future__ import annotations

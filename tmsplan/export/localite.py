@@ -1,30 +1,6 @@
 """Localite TMS Navigator: InstrumentMarker and EntryTarget XML.
 
-Frame
-    ``coordinateSpace="RAS"`` (the default here) or ``"LPS"``. Localite's own
-    files say NIfTI data are recommended in RAS; LPS is what it uses with DICOM
-    data. Load the file with the same T1 NIfTI tmsplan planned on, and keep RAS
-    unless the Localite session was built from DICOM.
-
-Coil axes
-    Localite x = tmsplan z (into the head), Localite y = -tmsplan y (handle),
-    Localite z = tmsplan x, i.e. ``M_localite = M_canonical @ P`` with ``P``
-    below (its own inverse). For LPS, ``diag(-1, -1, 1, 1)`` is applied on the
-    left after the relabelling.
-
-Matrix4D
-    ``dataRC`` is row R, column C; column 3 holds the position (mm).
-
-Files
-    ``<patient>/Sessions/Session_<datetime>/InstrumentMarkers/InstrumentMarker<YYYYMMDDHHMMSSmmm>.xml``.
-    Localite has no import button: the operator copies the file into the
-    session's ``InstrumentMarkers`` folder (see :func:`localite_marker_path`)
-    and reopens the session. Unix (LF) line endings, as Localite writes.
-
-The reader also reads ``EntryTarget`` files (entry + target points, no
-orientation) and ``TriggerMarkers`` files (recorded pulses; an identity-like
-matrix is a pulse the tracker did not see, returned with ``pose=None`` and
-``info["tracked"] = False``).
+Design notes: ``docs/exports.md``, section ``tmsplan.export.localite``.
 """
 
 from __future__ import annotations

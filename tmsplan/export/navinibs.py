@@ -1,44 +1,6 @@
 """NaviNIBS: a targets ``.json`` for ``Session.mergeFromFile(path, sections=['targets'])``.
 
-NaviNIBS (open-source Python neuronavigator, PyPI ``navinibs``; read from its
-source, version 0.2.3) imports targets from a JSON document
-``{"targets": [ {...}, ... ]}``: each entry is passed as keyword arguments to its
-``Target`` class, so an unknown key is an error. tmsplan writes exactly five:
-
-``key``
-    The target's name (unique within the file; NaviNIBS keys targets by it).
-``targetCoord``
-    Cortical target, 3 numbers.
-``entryCoord``
-    Scalp entry, 3 numbers.
-``depthOffset``
-    tmsplan's coil-skin distance (mm). In NaviNIBS it is the offset of the
-    coil origin beyond ``entryCoord`` (EEG electrodes, foam), used only when
-    NaviNIBS rebuilds a pose from target, entry and angle.
-``coilToMRITransf``
-    The coil pose, 4 rows of 4 numbers. Given explicitly, NaviNIBS uses it as
-    is (its rebuild from target, entry and handle angle puts the coil axis on
-    the target-entry line and turns the handle by up to a few degrees).
-
-Frame
-    NaviNIBS's "MRI space" is the world of the session's T1 as nibabel reads
-    it (``img.affine``): RAS+ mm of the image named in ``record["t1"]``, the
-    same world tmsplan plans in. Load that very image in the session.
-
-Coil axes
-    NaviNIBS: -y along the handle, -z pointing down into the head, origin at
-    the centre of the coil's bottom face. tmsplan: +y along the handle, +z into
-    the head, origin at the coil centre (the same point: ``coil_skin_distance_mm``
-    out from the skin). So ``coilToMRITransf`` is tmsplan's matrix with its y
-    and z columns negated (a rotation of 180 deg about x: x is kept and the
-    determinant stays +1)::
-
-        coilToMRITransf = coil_matrix @ diag(1, -1, -1, 1)
-
-    The same product turns a NaviNIBS pose back into tmsplan's.
-
-Load it in NaviNIBS: *Set targets* panel, import targets from this file (or in
-Python ``session.mergeFromFile(path, sections=['targets'])``).
+Design notes: ``docs/exports.md``, section ``tmsplan.export.navinibs``.
 """
 
 from __future__ import annotations

@@ -1,17 +1,6 @@
 """3D Slicer markups JSON (``.mrk.json``).
 
-One ``Fiducial`` markup per reachable target, named after it, with three
-control points:
-
-- ``id "coil"``: the coil centre, with ``orientation`` = the coil rotation;
-- ``id "cortex"``: the cortical target;
-- ``id "scalp"``: the scalp entry.
-
-``orientation`` is a 3x3 matrix stored row by row whose **columns** are the
-axes (tmsplan's x, y = handle, z = into the head); the two points carry the same
-orientation. ``coordinateSystem`` is ``"RAS"`` (default here) or ``"LPS"``
-(Slicer's default when it saves); Slicer converts either on load. Load with
-*File > Add Data* (or drag the file onto Slicer) after loading the T1.
+Design notes: ``docs/exports.md``, section ``tmsplan.export.slicer``.
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
 """Plain tables of all targets: CSV (one row per target) and JSON.
 
-Both list every target, reachable or not (with the reason), in the record's
-world frame (``space`` column / key: e.g. ``MNI152NLin6Asym`` or ``T1w``),
-RAS+ millimetres. Coil axes are tmsplan's: x, y = handle, z = into the head
-(SimNIBS ``matsimnibs``); ``x = y cross z``.
-
-CSV columns
-    ``name, space, reachable, unreachable_reason, cortical_{x,y,z},
-    scalp_{x,y,z}, centre_{x,y,z}`` (coil centre), ``xaxis_*, yaxis_*``
-    (handle), ``zaxis_*`` (into the head), ``depth_mm,
-    coil_skin_distance_mm, handle_{x,y,z}``. Empty cell = no value. Text
-    cells starting with ``= + - @`` get a leading ``'`` so spreadsheets do
-    not run them as formulas (the reader removes it); control characters
-    become spaces; quoting is the csv module's.
+Design notes: ``docs/exports.md``, section ``tmsplan.export.table``.
 """
 
 from __future__ import annotations

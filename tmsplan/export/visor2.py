@@ -1,15 +1,6 @@
 """ANT Neuro visor2: ``.mrk`` JSON coil targets.
 
-Frame
-    ``CoordinateSystem: "ASSOCIATED_IMAGE"``: RAS+ mm of the T1 the markers
-    were made for. The file carries a fingerprint of that image's qform
-    (``NIfTI_quatern`` = quatern b, c, d; ``NIfTI_qoffset`` = qoffset x, y, z;
-    ``NIfTI_pixdim`` = qfac, dx, dy, dz) so a marker file loaded with another
-    scan can be detected.
-
-Coil axes
-    ``CoilAxesConvention: "simnibs"``: the 4x4 ``RigidTransformMatrix4x4``
-    (a list of 4 rows) is tmsplan's canonical matrix as is.
+Design notes: ``docs/exports.md``, section ``tmsplan.export.visor2``.
 """
 
 from __future__ import annotations

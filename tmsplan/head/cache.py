@@ -1,36 +1,6 @@
 """A head computed once: a T1's scalp surface and its proximity queries, cached on disk.
 
-:func:`load_head` turns a whole-head T1 into a :class:`Head` (the scalp surface of
-:func:`tmsplan.head.scalp.scalp_surface`, its field-of-view flags and notes, and the
-nearest-point queries of :class:`tmsplan.coil.placement.ScalpProximity`). Planning
-several targets on one head, or re-planning a patient later, then costs little
-more than reading the inputs.
-
-Cache
------
-* **Where**: ``$TMSPLAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/tmsplan``, else
-  ``~/.cache/tmsplan`` (see :func:`cache_folder`); heads go in its ``heads/`` folder
-  and may be deleted at any time.
-* **Key**: the SHA-256 of the T1 *file*, the frame name, tmsplan's version and
-  :data:`HEAD_ALGORITHM_VERSION`. A changed file, a new tmsplan or a new scalp
-  algorithm never reuses an old surface. Images given in memory (no file) are
-  not cached on disk.
-* **Format**: one ``.npz`` per head, no pickle: ``vertices`` (n, 3) float64,
-  ``faces`` (m, 3) int32, ``fov_boundary`` (n,) bool and ``meta`` (JSON text:
-  frame, T1 checksum, shape and affine, defacing flag, notes, the skin level,
-  genus and voxel size the entry self-checks use, versions and a SHA-256 of the
-  arrays). Data derived from the head alone (its 10-10 positions) sit beside it
-  in JSON files (:func:`derived_once`). Written atomically (temporary file + rename), so
-  concurrent workers building the same head never see half a file.
-* **Trust**: an entry that cannot be read, belongs to another key or whose
-  arrays do not match the stored checksum is rebuilt and rewritten, never used.
-* The embedded MNI152 head's surface is not shipped: it is built once into the
-  cache (about 1 s) like any other head, so it always matches the algorithm.
-
-Within one process, heads are also kept in memory (the last few), and
-:func:`registration_once` / :func:`transform_once` keep the built-in
-registration of a T1 and the transforms read for it, so several targets on one
-head reuse them.
+Design notes: ``docs/head.md``, section ``tmsplan.head.cache``.
 """
 
 from __future__ import annotations

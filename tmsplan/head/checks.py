@@ -1,8 +1,6 @@
 """Runtime self-checks of a planned geometry against the head image.
 
-A wrong surface (a sinus wall, a field-of-view cut, a coarse or cropped image)
-must be refused or warned, never passed on quietly: every entry is re-checked
-against the T1 itself, independently of how the scalp mesh was made.
+Design notes: ``docs/projection.md``, section ``tmsplan.head.checks``.
 """
 
 from __future__ import annotations

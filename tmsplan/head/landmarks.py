@@ -1,23 +1,6 @@
 """The four 10-20 landmarks of a head: nasion, inion, left and right preauricular points.
 
-* **Embedded MNI head** (:func:`detect_mni_landmarks`; uses that the MNI frame
-  is anatomical, AC-PC aligned, x = 0 the midline): the **nasion** is the
-  deepest concavity of the midline profile of the face between the nose tip
-  and the forehead (largest distance below the profile's convex hull); the
-  **inion** is the midline skin point at the back of the head at the nasion's
-  height (the nasion-inion line roughly parallels the AC-PC line; the
-  external occipital protuberance is not visible on an averaged skin); the
-  **preauricular points**: on each side the ear canal is the deepest pit of
-  the lateral skin relief (height map of the most lateral skin point per
-  height and front-back position, minus its morphological closing) in the ear
-  region, and the landmark is the skin crest just in front of it at its height
-  (the tragus). The result is cached as :data:`MNI_LANDMARKS` and re-derived in
-  the tests, which also compare it with published MNI fiducials.
-* **Patient head**: :data:`MNI_LANDMARKS` carried through the MNI -> T1
-  transform (:func:`carry_landmarks`; :func:`tmsplan.clinic.eeg1020.cap_positions`
-  projects them onto the patient's skin), or read from a TSV
-  (:func:`read_landmarks`). A defaced head, or a landmark that falls on the
-  field-of-view cut, needs landmarks from the user.
+Design notes: ``docs/clinic.md``, section ``tmsplan.head.landmarks``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """Data shipped with tmsplan: the whole-head MNI152 T1 and the craving-ROI atlas.
 
-``load_*`` functions read bundled files (no download ever happens).
-The MNI152NLin6Asym T1 templates keep their copyright notice beside them
-(``tmsplan/data/templates/NOTICE.md``).
+Design notes: ``docs/images.md``, section ``tmsplan.io.bundled``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """The image gate: every image argument of tmsplan goes through :func:`check_img`.
 
-:func:`check_img` takes a path or a nibabel image, loads it, and checks what a
-planning step needs: a NIfTI-readable file, three dimensions, finite values and
-a usable voxel-to-world affine (sform or qform set). Its errors name the
-argument, say what was found and what to do.
-
-Everything else in this module works on checked images: world/voxel mapping,
-explicit resampling, checksums.
+Design notes: ``docs/images.md``, section ``tmsplan.io.images``.
 """
 
 from __future__ import annotations

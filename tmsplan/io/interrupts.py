@@ -1,20 +1,6 @@
 """Ctrl-C (SIGINT) for the command line: never ignored, never half-written.
 
-Python turns SIGINT into :class:`KeyboardInterrupt` at the next bytecode, but an
-interrupt that arrives while C code runs (VTK, ITK) or inside a callback that C
-code calls may be swallowed by a library, and the run would go on as if nothing
-happened. The command line therefore installs :func:`handler`, which raises
-:class:`KeyboardInterrupt` *and records the interrupt*; :func:`checkpoint`
-re-raises a recorded interrupt at safe points between stages, above all just
-before a plan folder is moved into place (:func:`tmsplan.io.outputs.staged_folder`),
-so a swallowed interrupt can delay the exit but never lets a run finish. A
-KeyboardInterrupt that Python can only report as "Exception ignored in ..." (a
-callback from C, such as rtree's ctypes stream loader, or a ``__del__``) is not
-printed while the handler is installed: it is recorded, and the next checkpoint
-raises it.
-
-Library use from Python is unaffected: without :func:`install` nothing is
-recorded and :func:`checkpoint` does nothing (apart from the private test hook).
+Design notes: ``docs/record.md``, section ``tmsplan.io.interrupts``.
 """
 
 from __future__ import annotations

@@ -1,15 +1,6 @@
 """Atomic, no-clobber writing of files and output folders.
 
-Nothing tmsplan writes is ever half-written: a file is written to a temporary
-name in the same folder and renamed into place; an output folder is filled as a
-hidden staging folder and renamed when complete. Existing outputs are replaced
-only with ``overwrite=True`` (``--force`` on the command line).
-
-Every hidden name (``.<out>.staging.<pid>@<host>.*``, ``.<file>.<pid>@<host>.*.tmp``)
-carries the process that made it: a run killed half-way leaves such a name
-behind, and the next run writing into the same folder removes it (with a
-:class:`~tmsplan.errors.TmsplanWarning`) once that process is gone. A live
-concurrent run's staging is never touched.
+Design notes: ``docs/record.md``, section ``tmsplan.io.outputs``.
 """
 
 from __future__ import annotations
@@ -156,6 +147,42 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
     return path
 
 
+def _stage(path: Path, data: bytes) -> str:
+    """Write ``data`` to a hidden temporary file beside ``path`` (flushed to disk); its name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_once(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _default_mode())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _commit(tmp: str, path: Path, *, overwrite: bool) -> None:
+    """Move a staged file into place (never over an existing file without ``overwrite``)."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:  # link fails if the file appeared meanwhile: never clobber without overwrite
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputExistsError(
+            f"output '{path}' appeared while it was being written; nothing replaced."
+        ) from None
+    except OSError:  # no hard links here (e.g. FAT): check, then rename
+        check_writable(path, overwrite=False)
+        os.replace(tmp, path)
+    else:
+        os.unlink(tmp)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file + rename).
 
@@ -171,38 +198,7 @@ def write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = False
     pathlib.Path
         The written path.
     """
-    path = check_writable(path, overwrite=overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _clean_once(path.parent)
-    existed = path.exists()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _default_mode())
-        if overwrite:
-            os.replace(tmp, path)
-        else:  # link fails if the file appeared meanwhile: never clobber without overwrite
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise OutputExistsError(
-                    f"output '{path}' appeared while it was being written; nothing replaced."
-                ) from None
-            except OSError:  # no hard links here (e.g. FAT): check, then rename
-                check_writable(path, overwrite=False)
-                os.replace(tmp, path)
-            else:
-                os.unlink(tmp)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if existed:
-        interrupts.note_written(path)
-    return path
+    return write_files([(path, data)], overwrite=overwrite)[0]
 
 
 def write_text(
@@ -226,12 +222,16 @@ def write_text(
 def write_files(
     files: Sequence[tuple[str | os.PathLike, bytes | str]], *, overwrite: bool = False
 ) -> list[Path]:
-    """Write several files, each atomically; all or none of the new ones stay.
+    """Write several files at once: all of them or none (old versions kept on failure).
 
-    Every path is checked before the first write. When a write fails, the
-    files and folders this call created are removed again (files it replaced
-    under ``overwrite`` cannot be brought back). For a whole output folder
-    that must appear complete or not at all, use :func:`staged_folder`.
+    Every path is checked first; every file is then written to a hidden
+    temporary name beside its place, and only when all are on disk are they
+    renamed into place, together, in a section an interrupt cannot cut. When a
+    write or a rename fails, the renamed files are put back (with
+    ``overwrite``, the previous versions return), and the files and folders
+    this call created are removed. A run killed outright leaves only hidden
+    temporary files, which the next run removes (:func:`remove_dead_leftovers`).
+    For a whole output folder, see :func:`staged_folder`.
 
     Parameters
     ----------
@@ -258,20 +258,51 @@ def write_files(
         check_writable(path, overwrite=overwrite)
     folders = {parent for path, _ in items for parent in (path, *path.parents)}
     new_folders = sorted((f for f in folders if not f.exists()), key=lambda f: -len(f.parts))
-    created: list[Path] = []
+    staged: list[tuple[str, Path]] = []
+    moved: list[tuple[Path, str | None, bool]] = []  # (file, its previous version, placed)
     try:
         for path, data in items:
-            existed = path.exists()
-            write_bytes(path, data, overwrite=overwrite)
-            if not existed:
-                created.append(path)
+            staged.append((_stage(path, data), path))
+        interrupts.checkpoint("commit files")
+        with interrupts.deferred():
+            try:
+                for tmp, path in staged:
+                    aside = None
+                    if path.exists():
+                        check_writable(path, overwrite=overwrite)
+                        fd, aside = tempfile.mkstemp(
+                            prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent
+                        )
+                        os.close(fd)
+                        try:
+                            os.replace(path, aside)  # kept until every file is in place
+                        except BaseException:
+                            os.unlink(aside)
+                            raise
+                    moved.append((path, aside, False))
+                    _commit(tmp, path, overwrite=overwrite)
+                    moved[-1] = (path, aside, True)
+            except BaseException:
+                for path, aside, placed in reversed(moved):
+                    with contextlib.suppress(OSError):
+                        if aside is not None:
+                            os.replace(aside, path)
+                        elif placed:
+                            path.unlink()
+                raise
+            for path, aside, _ in moved:
+                if aside is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(aside)
+                    interrupts.note_written(path)
     except BaseException:
-        for path in created:
-            with contextlib.suppress(OSError):
-                path.unlink()
-        for folder in new_folders:  # deepest first; only the empty ones go
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        with interrupts.deferred():
+            for tmp, _ in staged:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            for folder in new_folders:  # deepest first; only the empty ones go
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
         raise
     return [path for path, _ in items]
 

@@ -1,17 +1,6 @@
 """The plan record (``target.json``): build, write, read and check it.
 
-The record is the canonical output of a plan; exports, pictures and reports
-are made from it. Its keys are stable (see ``SCHEMA_VERSION``)::
-
-    tmsplan_version, schema_version, subject, space, t1, roi, activation,
-    targets[], parameters, warnings, outputs        (required)
-    transform, head, conventions                   (written by tmsplan.pipeline.plan)
-
-Each target: ``name``, ``cortical_mm``, ``scalp_mm``, ``coil_matrix`` (4x4, rows
-as lists, canonical axes: x, y = handle, z = into the head, centre), ``depth_mm``,
-``handle_direction``, ``coil_skin_distance_mm``, ``cortical_mni_mm``,
-``reachable`` and ``unreachable_reason``. All coordinates are RAS+ millimetres
-in the world frame named by ``space`` (that of the image ``t1``).
+Design notes: ``docs/record.md``, section ``tmsplan.io.record``.
 """
 
 from __future__ import annotations

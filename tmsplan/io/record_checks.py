@@ -1,35 +1,6 @@
 """Re-check a plan record before any navigator file is made from it.
 
-A ``target.json`` can be edited by hand, damaged, or written by other software.
-Navigator files are what reaches the patient, so they are only written from a
-record that passes :func:`validate_record`:
-
-1. **Structure** (:func:`tmsplan.io.record.check_record`): schema version, required
-   keys, rigid coil matrices (a sheared, scaled or mirrored matrix raises
-   :class:`~tmsplan.errors.PoseError`).
-2. **Types**: the JSON Schema shipped as ``tmsplan/data/target.schema.json``
-   (``reachable`` is a boolean, points are 3 numbers, matrices 4x4 numbers, ...).
-   Keys the schema does not list are allowed.
-3. **Geometry**, for each target, against the rules of
-   :mod:`tmsplan.coil.placement`:
-
-   - the coil centre is the scalp entry moved ``coil_skin_distance_mm`` along
-     the coil's -z (z points into the head);
-   - ``depth_mm`` is the distance from the scalp entry to the cortical target;
-   - ``handle_direction`` is the coil's y column, ``scalp_normal`` (when
-     present) is its -z column;
-   - a ``reachable`` target is no deeper than ``parameters.max_depth_mm``; an
-     unreachable one says why (``unreachable_reason``).
-
-   Records store rounded numbers (points 4 decimals, coil matrix and directions
-   8, depth 3), so the tolerances below are set far above that rounding and far
-   below any edit that would move the coil.
-4. **The T1** (optional, ``check_t1=True``): the image at ``t1.path`` still has
-   the recorded SHA-256. A mismatch is a warning, not a refusal (the record can
-   still be exported; the operator must load the right image).
-
-Any failure raises :class:`~tmsplan.errors.RecordError` naming the field, e.g.
-``targets[0].coil_matrix: the coil centre is 50.0 mm from ...``.
+Design notes: ``docs/record.md``, section ``tmsplan.io.record_checks``.
 """
 
 from __future__ import annotations

@@ -95,10 +95,7 @@ def set_view(
         for actor_name in [n for n in plotter.actors if n.startswith("marker-")]:
             plotter.remove_actor(actor_name, render=False)
         if record is not None and labels:
-            # projecting needs the camera of a rendered frame
-            plotter.suppress_rendering = previous
-            plotter.render()
-            plotter.suppress_rendering = True
+            # the projection needs only the camera and the window size: no frame rendered
             for i, entry in enumerate(record["targets"]):
                 reachable = bool(entry.get("reachable", True))
                 colour = COLORS["target"] if reachable else COLORS["unreachable"]

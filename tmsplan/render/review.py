@@ -1,9 +1,6 @@
 """Review saved plans: regenerate their pictures and report, view them, group them.
 
-These commands start from a ``target.json`` (not from a computation in memory):
-they re-read the plan's T1, take its scalp surface from the head cache
-(:func:`tmsplan.head.cache.load_head`) and carry the picture layers (ROI, brain,
-activation) into the plan's frame with the transform the plan used.
+Design notes: ``docs/render.md``, section ``tmsplan.render.review``.
 """
 
 from __future__ import annotations

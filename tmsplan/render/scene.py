@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tmsplan.errors import ImageError, TmsplanError
+from tmsplan.errors import TmsplanError
 from tmsplan.io.images import ImageLike
 from tmsplan.io.outputs import check_writable, write_bytes
 from tmsplan.io.record import target_pose
@@ -21,12 +21,13 @@ from tmsplan.render.camera import VIEWS, project_to_screen, set_view
 from tmsplan.render.checks import _expected_layers, check_layers, scene_geometry
 from tmsplan.render.meshes import (
     COLORS,
+    PlanSurfaces,
     _coil_is_stand_in,
-    _decimated,
-    _roi_sphere,
     as_polydata,
     coil_meshes,
     isosurface_from_img,
+    plan_surfaces,
+    record_threshold,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,13 +59,6 @@ class NoDisplayError(TmsplanError, RuntimeError):
     """An interactive window was asked for on a machine without a display."""
 
 
-def _record_threshold(record: Mapping) -> tuple[float | None, str]:
-    activation = record.get("activation") or {}
-    threshold = activation.get("threshold")
-    sign = activation.get("sign") or "positive"
-    return (None if threshold is None else float(threshold)), str(sign)
-
-
 def plan_plotter(
     record: Mapping,
     scalp_mesh: Any,
@@ -77,6 +71,7 @@ def plan_plotter(
     max_faces: int | None = 150_000,
     labels: bool = True,
     off_screen: bool = True,
+    surfaces: PlanSurfaces | None = None,
 ) -> pv.Plotter:
     """A plotter holding the whole plan scene (offscreen by default).
 
@@ -107,6 +102,10 @@ def plan_plotter(
         export leaves them out (vtk.js shows only geometry).
     off_screen : bool
         False only for an interactive window (:func:`view`).
+    surfaces : PlanSurfaces, optional
+        The scene's surfaces made beforehand (:func:`~tmsplan.render.meshes.plan_surfaces`,
+        from the same layers), so several plotters of one report share them;
+        ``brain_mesh``, ``activation_img`` and ``roi_img`` are then not read again.
 
     Returns
     -------
@@ -130,42 +129,33 @@ def plan_plotter(
     plotter.set_background(_BACKGROUND)
     legend: list[tuple[str, tuple]] = []
 
-    scalp = _decimated(scalp_mesh, max_faces, name="scalp_mesh")
-    plotter.add_mesh(scalp, color=COLORS["scalp"], opacity=0.25, smooth_shading=True, name="scalp")
+    if surfaces is None:
+        surfaces = plan_surfaces(
+            record,
+            scalp_mesh,
+            brain_mesh=brain_mesh,
+            activation_img=activation_img,
+            roi_img=roi_img,
+        )
+    meshes = {k: v if v is None else v.copy(deep=False) for k, v in surfaces.at(max_faces).items()}
+    plotter.add_mesh(
+        meshes["scalp"], color=COLORS["scalp"], opacity=0.25, smooth_shading=True, name="scalp"
+    )
     legend.append(("scalp", COLORS["scalp"]))
-    if brain_mesh is not None:
-        brain = _decimated(brain_mesh, max_faces, name="brain_mesh")
+    if meshes["brain"] is not None:
         plotter.add_mesh(
-            brain, color=COLORS["brain"], opacity=0.3, smooth_shading=True, name="brain"
+            meshes["brain"], color=COLORS["brain"], opacity=0.3, smooth_shading=True, name="brain"
         )
         legend.append(("brain", COLORS["brain"]))
-    if activation_img is not None:
-        threshold, sign = _record_threshold(record)
-        if threshold is None:
-            raise ImageError(
-                "activation_img: the record gives no activation threshold, so the cluster "
-                "surface cannot be drawn; pass a record with activation.threshold."
-            )
-        surface = isosurface_from_img(activation_img, threshold, name="activation_img", sign=sign)
-        surface = _decimated(surface, max_faces, name="activation_img")
-        plotter.add_mesh(surface, color=COLORS["activation"], opacity=0.7, name="activation")
-        legend.append((f"activation >= {threshold:g}", COLORS["activation"]))
-    roi_surface = None
-    if roi_img is not None:
-        roi_surface = _decimated(
-            isosurface_from_img(roi_img, 0.5, name="roi_img").smooth_taubin(n_iter=20),
-            800,
-            name="roi_img",
-        )
-    else:
-        sphere = _roi_sphere(record)
-        if sphere is not None:
-            roi_surface = pv.Sphere(
-                radius=sphere[1], center=sphere[0], theta_resolution=24, phi_resolution=16
-            )
-    if roi_surface is not None:
+    if meshes["activation"] is not None:
+        threshold, _ = record_threshold(record)
         plotter.add_mesh(
-            roi_surface,
+            meshes["activation"], color=COLORS["activation"], opacity=0.7, name="activation"
+        )
+        legend.append((f"activation >= {threshold:g}", COLORS["activation"]))
+    if meshes["roi"] is not None:
+        plotter.add_mesh(
+            meshes["roi"],
             color=COLORS["roi"],
             style="wireframe",
             opacity=0.45,
@@ -229,8 +219,11 @@ def plan_plotter(
     if landmarks:
         names = list(landmarks)
         points = np.asarray([landmarks[n] for n in names], dtype=np.float64).reshape(-1, 3)
+        # a coarse sphere per position (about 10 px wide in a picture): 25 of them at full
+        # resolution weighed more in the 3D view than the scalp
+        dot = pv.Sphere(radius=2.5, theta_resolution=16, phi_resolution=12)
         plotter.add_mesh(
-            pv.PolyData(points).glyph(geom=pv.Sphere(radius=2.5), scale=False, orient=False),
+            pv.PolyData(points).glyph(geom=dot, scale=False, orient=False),
             color=COLORS["landmark"],
             name="landmarks",
         )
@@ -258,9 +251,9 @@ def plan_plotter(
         plotter.add_axes(xlabel="R", ylabel="A", zlabel="S", line_width=3)
     expected = _expected_layers(
         record,
-        brain=brain_mesh is not None,
-        activation=activation_img is not None,
-        roi=roi_img is not None,
+        brain=surfaces.brain is not None,
+        activation=surfaces.activation is not None,
+        roi=surfaces.roi is not None,
         landmarks=bool(landmarks),
     )
     check_layers(plotter, expected)

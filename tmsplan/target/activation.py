@@ -1,13 +1,6 @@
 """Activation maps: build one from a peak table, threshold it in an ROI, pick the target.
 
-Target rule (stated in every record): threshold the map (value and sign), keep the
-supra-threshold voxels inside the ROI, group them into clusters (26-connectivity,
-as FSL's ``cluster``), take the **largest** cluster (ties: higher peak), then
-
-- ``rule="peak"``: its peak voxel (largest value in the chosen sign; where several
-  voxels tie, the one nearest their centroid, so the voxel order never matters), or
-- ``rule="cog"``: its value-weighted centre of gravity, snapped to the nearest
-  voxel of the cluster so the target is always on the activation.
+Design notes: ``docs/targets.md``, section ``tmsplan.target.activation``.
 """
 
 from __future__ import annotations

@@ -1,23 +1,6 @@
 """tmsplan's craving-ROI atlas: named spheres in MNI152NLin6Asym space, each with its source.
 
-The atlas is one tab-separated table, ``craving_rois.tsv``, in
-:func:`tmsplan.io.bundled.atlas_dir` (``atlases/`` in a checkout, ``tmsplan/atlases``
-in a wheel). Each row is a sphere (centre in MNI millimetres, radius in mm) with
-the study that motivates the region, the exact place its coordinate comes from
-and what kind of source that is (``seed_table``, ``primary_paper``,
-``tms_literature`` or ``atlas_centroid``). ``atlases/README.md`` documents every
-row.
-
-Literature MNI coordinates are read as ``MNI152NLin6Asym`` (FSL's MNI152, the
-embedded head); the MNI templates in use differ from one another by a few mm.
-
-The table is read on first use (never at import) and checked: unique ids,
-finite coordinates, a positive radius, a known source kind, a non-empty
-citation and coordinate source, and a hemisphere that agrees with the sign of
-x (``L``: x < 0, ``R``: x > 0, ``midline``: ``|x| <= 10`` mm); the sphere of a
-``L``/``R`` ROI must not reach the midline (``|x| > radius``), so a left ROI
-selects left voxels only. A broken table raises
-:class:`~tmsplan.errors.RoiError` naming the file, line and column.
+Design notes: ``docs/targets.md``, section ``tmsplan.target.atlas``.
 """
 
 from __future__ import annotations

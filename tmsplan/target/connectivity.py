@@ -1,32 +1,6 @@
 """Connectivity-guided targeting: the reachable site most coupled to a deep seed.
 
-A deep craving region (hypothalamus, ventral striatum) is out of a figure-8
-coil's reach. The connectivity strategy stimulates instead a reachable cortical
-site whose resting-state signal is most **anticorrelated** (default) or most
-correlated with the deep seed, as in depression targeting (the left-DLPFC site
-most anticorrelated with the subgenual cingulate).
-
-Rule (stated in every record):
-
-1. the run (``--rest``, 4-D, same world space as the ROIs: typically fMRIPrep's
-   MNI-space preprocessed BOLD) is cropped to the box around the seed and
-   search ROIs plus a margin of two smoothing widths (only those voxels are
-   needed; nothing is resampled);
-2. it is smoothed (Gaussian, ``fwhm_mm``, default 6 mm, ``nilearn.image.smooth_img``),
-   then each voxel's series is cleaned with ``nilearn.signal.clean``: linear
-   detrend, Butterworth band-pass ``high_pass_hz``-``low_pass_hz`` (default
-   0.01-0.1 Hz), regression of the confounds (default fMRIPrep columns
-   :data:`DEFAULT_CONFOUNDS` that are present, standardised); the repetition
-   time is read from the header;
-3. the seed signal is the mean cleaned series of the seed voxels inside the
-   run's mask (``--rest-mask``; default: the voxels whose signal varies);
-4. every search-ROI voxel gets its Pearson r with the seed signal (and
-   Fisher z = artanh r);
-5. the best-scoring tenth of the search voxels (score = -r for ``"negative"``,
-   r for ``"positive"``, and only voxels with score > 0) are grouped into
-   clusters (26-connectivity); the best cluster has the largest summed score;
-   the target is its score-weighted centre, snapped to the nearest voxel of the
-   cluster. Other clusters are ranked the same way and offered as candidates.
+Design notes: ``docs/targets.md``, section ``tmsplan.target.connectivity``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Grey-matter targets: the tissue at a cortical target, and the move to the nearest cortex.
 
-A coordinate carried into a patient's T1 by a transform can land in white matter
-or CSF; TMS acts on the cortex, so such a target moves to grey matter toward the scalp.
+Design notes: ``docs/targets.md``, section ``tmsplan.target.cortex``.
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
 """Readers for MNI -> T1 transform files, one per kind, and kind detection.
 
-Each reader returns the **T1w -> MNI** point mapping (ITK "image" direction,
-RAS+ mm) as a tuple of steps (see :mod:`tmsplan.xfm.warps`), which is what
-:class:`tmsplan.xfm.transforms.MniToSubject` holds:
-
-- :func:`read_affine`: a plain 4x4 (or 3x4) RAS+ mm matrix text file mapping
-  MNI points to T1 points (``kind="affine"``);
-- :func:`read_itk`: ANTs/ITK ``.txt``/``.tfm`` text, binary ``.mat`` or a
-  composite ``.h5`` (affine + displacement field; ``kind="itk"``);
-- :func:`read_fsl`: an FSL FLIRT matrix with its reference (T1) and moving
-  (MNI) images (``kind="fsl"``).
-
-:func:`detect_kind` picks the kind from content and extension, and
-:func:`frame_from_name` reads the MNI frame from a BIDS-style file name.
+Design notes: ``docs/transforms.md``, section ``tmsplan.xfm.files``.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
 """How well an MNI -> T1 transform fits a T1: head-mask overlaps and the verdict.
 
-:func:`head_fit` warps the bundled MNI head (and brain) mask into the T1 and
-measures Dice overlaps with the T1's own head mask, for the transform as given
-and used backwards; :func:`judge_fit` turns those figures into a refusal with a
-message saying what is wrong (T1 -> MNI given, a transform for another image,
-a skull-stripped T1). :func:`head_mask` and :func:`downsample` are the image
-steps behind it, shared with :mod:`tmsplan.xfm.registration`.
+Design notes: ``docs/transforms.md``, section ``tmsplan.xfm.headfit``.
 """
 
 from __future__ import annotations

@@ -1,27 +1,6 @@
 """Built-in registration of the bundled MNI head to a patient's T1 (ANTsPy).
 
-:func:`register_mni_to_t1` registers the whole-head MNI152NLin6Asym T1 (moving)
-to the patient's T1 (fixed) with ``antsRegistration`` (mutual information;
-``"Affine"`` by default, ``"SyN"`` for ``kind="nonlinear"``) and returns a
-:class:`RegistrationResult` whose :attr:`~RegistrationResult.mni_to_subject` is
-an :class:`tmsplan.xfm.transforms.MniToSubject`. Nothing is written until
-:meth:`RegistrationResult.save`, which stores the ITK transform files under
-fMRIPrep-style names so :func:`tmsplan.xfm.transforms.load_mni_to_subject` reads
-them back.
-
-Interrupts: the child ignores Ctrl-C (the parent stops it, see
-:func:`subprocess.run`) and dies with the parent, even when the parent is killed.
-
-Reproducibility: ANTs runs in a child process with a fixed random seed and,
-by default, one ITK thread (ITK reads its thread count once per process, and
-multithreaded metric sums differ in the last digits from run to run). The T1
-is resampled to the template's voxel size for the registration only; the
-transform is in world millimetres, so the T1 grid is unaffected.
-
-Quality: the warped MNI head mask is compared with the T1's head mask
-(:func:`tmsplan.xfm.headfit.head_fit`); a registration is refused when the
-overlap is poor (Dice < :data:`tmsplan.xfm.headfit.FIT_MIN_HEAD_DICE`), when the
-T1 looks skull-stripped, or when its head is implausibly small.
+Design notes: ``docs/transforms.md``, section ``tmsplan.xfm.registration``.
 """
 
 from __future__ import annotations

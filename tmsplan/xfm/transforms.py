@@ -1,36 +1,6 @@
 """Carry points and images from an MNI template frame into the patient's T1 frame.
 
-One class, :class:`MniToSubject`, holds the mapping between an MNI frame (e.g.
-``"MNI152NLin6Asym"``) and the RAS+ world millimetres of the patient's T1
-(``"T1w"``), whatever file it came from:
-
-- a plain 4x4 matrix text file (``kind="affine"``): RAS+ mm, acting on column
-  vectors ``[x, y, z, 1]``, mapping **MNI world points to T1 world points**
-  (``t1 = M @ mni``);
-- ANTs/ITK transforms (``kind="itk"``): an affine ``.txt``/``.tfm``/``.mat`` or a
-  composite ``.h5`` (affine + displacement field) as written by fMRIPrep
-  (``…from-MNI152NLin2009cAsym_to-T1w_mode-image_xfm.h5``) or antsRegistration;
-- FSL FLIRT matrices (``kind="fsl"``) from ``flirt -in MNI -ref T1 -omat``,
-  which need the reference (T1) and moving (MNI) images.
-
-Direction, stated once: ITK/ANTs "image" transforms named ``from-MNI_to-T1w``
-resample an MNI image onto the T1 grid, so as point mappings they go the other
-way, from the fixed space (T1w) to the moving space (MNI). tmsplan keeps that
-T1w -> MNI point mapping (:attr:`MniToSubject.steps`, in RAS+ mm) because it is
-exactly what resampling needs, and inverts it to carry MNI points into the T1
-(exactly for affines, by fixed-point iteration through displacement fields).
-
-With the T1 at hand (``reference=``) the loader checks that the transform fits
-it: the bundled MNI head, carried into the T1, must look like the T1 inside
-and overlap its head and brain (:mod:`tmsplan.xfm.check`). A file for
-the opposite direction (T1 -> MNI), a transform made for another image, or a
-skull-stripped T1 are refused with a message saying what to pass; a plain-text
-4x4 matrix is read as FSL FLIRT or plain RAS, whichever fits.
-
-Where the parts live: the point-mapping steps (:class:`DisplacementField`) in
-:mod:`tmsplan.xfm.warps`, the file readers in :mod:`tmsplan.xfm.files`, and
-the fit check (:func:`head_fit`, :func:`judge_fit` and their thresholds) in
-:mod:`tmsplan.xfm.headfit`; they are re-exported here.
+Design notes: ``docs/transforms.md``, section ``tmsplan.xfm.transforms``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """Point mappings built from steps: 4x4 affines and dense displacement fields.
 
-A chain of steps (``tuple`` of ``(4, 4)`` float64 matrices and
-:class:`DisplacementField`), applied in order, maps RAS+ world millimetres to
-RAS+ world millimetres. :class:`tmsplan.xfm.transforms.MniToSubject` stores its
-T1w -> MNI point mapping this way and the file readers of
-:mod:`tmsplan.xfm.files` produce it.
+Design notes: ``docs/transforms.md``, section ``tmsplan.xfm.warps``.
 """
 
 from __future__ import annotations
