@@ -136,6 +136,8 @@ def _batch(manifest: Path, out: Path, cache: Path, **kwargs) -> dict:
     return {
         "seconds": seconds,
         "rows_seconds": result.rows_seconds,
+        "cpu": statistics.median(r["cpu_seconds"] for r in result.rows),
+        "cores": sum(r["cpu_seconds"] for r in result.rows) / result.rows_seconds,
         "memory": sorted(memory.values()),
         "result": result,
     }
@@ -171,7 +173,12 @@ def bench_batch(n: int, skip_dask: bool) -> None:
             f"(b) tmsplan batch --no-report, {n} synthetic patients (1 target each), empty head "
             f"cache per run; load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
         )
-        print("    targets/min of the whole batch (rows + cohort.tsv/html), and of the rows only")
+        print(
+            "    targets/min of the whole batch (rows + cohort.tsv/html) and of the rows only; "
+            "median CPU time of a row's process while it ran (load-independent) and the cores "
+            "the rows kept busy (all rows' CPU time / rows' wall time: 2 is all of a 2-core "
+            "machine)"
+        )
         runs = [("--jobs 1", {"jobs": 1}), ("1 Dask worker", 1)]
         runs += [("--jobs 2", {"jobs": 2}), ("2 Dask workers", 2)]
         figures = {}
@@ -189,7 +196,8 @@ def bench_batch(n: int, skip_dask: bool) -> None:
             print(
                 f"    {label:15s} {got['seconds']:6.1f} s {whole:5.1f} targets/min"
                 f" | rows {got['rows_seconds']:6.1f} s {60 * n / got['rows_seconds']:5.1f}"
-                f" targets/min | peak memory per worker {memory} GB",
+                f" targets/min | CPU/row {got['cpu']:4.2f} s, cores busy {got['cores']:4.2f}"
+                f" | peak memory per worker {memory} GB",
                 flush=True,
             )
         pairs = [("--jobs 2", "--jobs 1"), ("2 Dask workers", "1 Dask worker")]

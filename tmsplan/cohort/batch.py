@@ -350,7 +350,8 @@ def plan_subject(task: dict) -> list[dict]:
     list of dict
         One result per row: ``index``, ``subject``, ``target``, ``folder``,
         ``status`` (``ok``, ``skipped``, ``failed``), ``reason``, ``seconds``,
-        ``summary`` (record values) and ``peak_memory_mb`` of the process.
+        ``summary`` (record values), ``cpu_seconds`` (CPU time of the process while
+        the row ran, all its threads) and ``peak_memory_mb`` of the process.
     """
     from threadpoolctl import threadpool_limits
 
@@ -366,7 +367,11 @@ def plan_subject(task: dict) -> list[dict]:
     with threadpool_limits(limits=1):
         for data in task["rows"]:
             row = BatchRow(**data)
+            before = os.times()
             result = _plan_row(row, out, force=task["force"], cache=task["cache"])
+            after = os.times()
+            cpu = (after.user - before.user) + (after.system - before.system)
+            result["cpu_seconds"] = round(cpu, 3)
             result["peak_memory_mb"] = _peak_memory_mb()
             result["worker_pid"] = os.getpid()
             results.append(result)
@@ -512,9 +517,9 @@ def _warn_threaded_workers(client) -> None:
     threads = max((int(w.get("nthreads", 1)) for w in workers.values()), default=1)
     if threads > 1:
         warnings.warn(
-            f"Dask workers run up to {threads} threads each: their subjects then share one "
-            "Python process (and its interpreter lock), which is slower than one process per "
-            "core; start workers with 'dask worker ADDRESS --nthreads 1 --nworkers CORES'.",
+            f"Dask workers run up to {threads} threads each: that many subjects then share one "
+            "process, its memory limit and its interpreter lock; start workers with "
+            "'dask worker ADDRESS --nthreads 1 --nworkers CORES' (one subject per process).",
             TmsplanWarning,
             stacklevel=3,
         )
