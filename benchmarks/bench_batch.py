@@ -9,8 +9,9 @@ Run:  python benchmarks/bench_batch.py [--patients 8] [--repeat 3] [--skip-dask]
     says; the import floor of each (its imports alone, as a command) is printed too.
 (b) `tmsplan batch --no-report` throughput (targets/minute) over synthetic patients (the
     2 mm MNI head under known transforms, each with its MNI->T1 matrix) with --jobs 1,
-    --jobs 2 and 2 Dask workers (a LocalCluster started here, not timed), each with an
-    empty head cache; peak memory (max RSS) per worker.
+    --jobs 2, 1 and 2 Dask workers (LocalClusters of one-thread workers started here, startup
+    not timed), each with an empty head cache: the whole batch and its rows alone (the rest
+    is the cohort summary, timed also with cohort.png); peak memory (max RSS) per worker.
 (c) 5 targets on one patient head against 1 target (batch, empty head cache).
 """
 
@@ -133,61 +134,108 @@ def _cohort(folder: Path, n: int, targets_per_subject: int = 1) -> Path:
     return manifest
 
 
-def _batch(manifest: Path, out: Path, cache: Path, **kwargs) -> tuple[float, float, int]:
+def _batch(manifest: Path, out: Path, cache: Path, **kwargs) -> dict:
     os.environ["TMSPLAN_CACHE_DIR"] = str(cache)
     rows = read_manifest(manifest, report=False)
     start = time.perf_counter()
     result = run_batch(rows, out, report=False, **kwargs)
     seconds = time.perf_counter() - start
     assert result.count("failed") == 0, [r["reason"] for r in result.rows]
-    memory = max(r["peak_memory_mb"] for r in result.rows)
-    workers = len({r["worker_pid"] for r in result.rows})
-    return seconds, memory, workers
+    memory: dict[int, float] = {}
+    for row in result.rows:
+        memory[row["worker_pid"]] = max(memory.get(row["worker_pid"], 0.0), row["peak_memory_mb"])
+    return {
+        "seconds": seconds,
+        "rows_seconds": result.rows_seconds,
+        "cpu": statistics.median(r["cpu_seconds"] for r in result.rows),
+        "cores": sum(r["cpu_seconds"] for r in result.rows) / result.rows_seconds,
+        "memory": sorted(memory.values()),
+        "result": result,
+    }
+
+
+def _dask_batch(workers: int, manifest: Path, out: Path, cache: Path) -> dict:
+    """A batch on a LocalCluster of ``workers`` one-thread worker processes (startup not timed)."""
+    from distributed import LocalCluster
+
+    environ = dict(os.environ)  # the nanny leaks its worker variables into this process
+    try:
+        with LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+        ) as cluster:
+            return _batch(manifest, out, cache, scheduler=cluster.scheduler_address)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 def bench_batch(n: int, skip_dask: bool) -> None:
+    from tmsplan.cohort.summary import cohort_html, cohort_picture
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         manifest = _cohort(tmp, n)
-        print(f"(b) tmsplan batch --no-report, {n} synthetic patients, empty head cache")
-        runs = {"--jobs 1": {"jobs": 1}, "--jobs 2": {"jobs": 2}}
+        load = os.getloadavg()
+        print(
+            f"(b) tmsplan batch --no-report, {n} synthetic patients (1 target each), empty head "
+            f"cache per run; load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        )
+        print(
+            "    targets/min of the whole batch (rows + cohort.tsv/html) and of the rows only; "
+            "median CPU time of a row's process while it ran (load-independent) and the cores "
+            "the rows kept busy (all rows' CPU time / rows' wall time: 2 is all of a 2-core "
+            "machine)"
+        )
+        runs = [("--jobs 1", {"jobs": 1}), ("1 Dask worker", 1)]
+        runs += [("--jobs 2", {"jobs": 2}), ("2 Dask workers", 2)]
         figures = {}
-        for label, kwargs in runs.items():
-            seconds, memory, workers = _batch(
-                manifest, tmp / f"out{label[-1]}", tmp / f"cache{label[-1]}", **kwargs
-            )
-            figures[label] = seconds
+        for i, (label, how) in enumerate(runs):
+            if isinstance(how, int) and skip_dask:
+                continue
+            out, cache = tmp / f"out{i}", tmp / f"cache{i}"
+            if isinstance(how, int):
+                figures[label] = _dask_batch(how, manifest, out, cache)
+            else:
+                figures[label] = _batch(manifest, out, cache, **how)
+            got = figures[label]
+            memory = ", ".join(f"{m / 1024:.2f}" for m in got["memory"])
+            whole = 60 * n / got["seconds"]
             print(
-                f"    {label:16s} {seconds:6.1f} s  {60 * n / seconds:5.1f} targets/min  "
-                f"peak memory per worker {memory:6.0f} MB ({workers} worker(s))"
+                f"    {label:15s} {got['seconds']:6.1f} s {whole:5.1f} targets/min"
+                f" | rows {got['rows_seconds']:6.1f} s {60 * n / got['rows_seconds']:5.1f}"
+                f" targets/min | CPU/row {got['cpu']:4.2f} s, cores busy {got['cores']:4.2f}"
+                f" | peak memory per worker {memory} GB",
+                flush=True,
             )
-        if not skip_dask:
-            from distributed import LocalCluster
-
-            with LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=":0",
-            ) as cluster:
-                seconds, memory, workers = _batch(
-                    manifest, tmp / "outd", tmp / "cached", scheduler=cluster.scheduler_address
-                )
-            figures["dask"] = seconds
-            print(
-                f"    {'2 Dask workers':16s} {seconds:6.1f} s  {60 * n / seconds:5.1f} "
-                f"targets/min  peak memory per worker {memory:6.0f} MB ({workers} worker(s))"
-            )
-            print(f"    speed-up 2 Dask workers / --jobs 1: {figures['--jobs 1'] / seconds:.2f}x")
-        speedup = figures["--jobs 1"] / figures["--jobs 2"]
-        print(f"    speed-up --jobs 2 / --jobs 1:       {speedup:.2f}x")
+        pairs = [("--jobs 2", "--jobs 1"), ("2 Dask workers", "1 Dask worker")]
+        pairs += [("2 Dask workers", "--jobs 1"), ("1 Dask worker", "--jobs 1")]
+        for fast, slow in pairs:
+            if fast in figures and slow in figures:
+                whole = figures[slow]["seconds"] / figures[fast]["seconds"]
+                rows = figures[slow]["rows_seconds"] / figures[fast]["rows_seconds"]
+                print(f"    speed-up {fast} / {slow}: {whole:.2f}x (rows only {rows:.2f}x)")
+        summary = [g["seconds"] - g["rows_seconds"] for g in figures.values()]
+        results = figures["--jobs 1"]["result"].rows
+        start = time.perf_counter()
+        picture = cohort_picture(results, tmp / "cohort.png")
+        cohort_html(results, picture, tmp)
+        drawn = time.perf_counter() - start
+        load = os.getloadavg()
+        print(
+            f"    fixed cohort summary: cohort.tsv + cohort.html {max(summary):.2f} s at most; "
+            f"with cohort.png (no --no-report) {drawn:.2f} s"
+        )
+        print(f"    load average after {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
         (tmp / "one").mkdir()
         (tmp / "five").mkdir()
         one, five = _cohort(tmp / "one", 1, 1), _cohort(tmp / "five", 1, 5)
-        t1, _, _ = _batch(one, tmp / "o1", tmp / "c1", jobs=1)
-        t5, _, _ = _batch(five, tmp / "o5", tmp / "c5", jobs=1)
+        t1 = _batch(one, tmp / "o1", tmp / "c1", jobs=1)["seconds"]
+        t5 = _batch(five, tmp / "o5", tmp / "c5", jobs=1)["seconds"]
         print("(c) one patient head, empty head cache, tmsplan batch --no-report --jobs 1")
         print(f"    1 target {t1:5.2f} s, 5 targets {t5:5.2f} s: ratio {t5 / t1:.2f}")
 

@@ -2,6 +2,9 @@
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -10,7 +13,13 @@ from _phantoms import rigid_scaling, synthetic_patient
 
 import tmsplan.pipeline.plan
 from tmsplan.cli import main
-from tmsplan.cohort.batch import COHORT_COLUMNS, ManifestError, read_manifest
+from tmsplan.cohort.batch import (
+    COHORT_COLUMNS,
+    BatchRow,
+    ManifestError,
+    read_manifest,
+    run_batch,
+)
 from tmsplan.io.bundled import atlas_dir, load_mni_head
 from tmsplan.io.record import read_record
 
@@ -369,3 +378,82 @@ def test_interrupted_batch_leaves_only_complete_folders(tmp_path, capsys, monkey
     monkeypatch.undo()
     assert main(argv) == 0
     assert [r["status"] for r in _table(out)] == ["skipped"] * 2 + ["ok"] * 3
+
+
+_FAULTS = """
+import resource, sys
+import numpy as np
+from tmsplan.cohort.batch import _keep_freed_memory
+if sys.argv[1] == "tuned":
+    _keep_freed_memory()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(300):
+    np.ones(1 << 17)  # 1 MiB, freed at once
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
+def test_worker_keeps_freed_memory_under_dask_malloc_trim_threshold():
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536: every large array is then a fresh
+    # mmap whose pages the kernel faults in (2 s of kernel time per row); the task undoes it
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    faults = {
+        how: int(
+            subprocess.run(
+                [sys.executable, "-c", _FAULTS, how], env=env, capture_output=True, check=True
+            ).stdout
+        )
+        for how in ("as-set", "tuned")
+    }
+    assert faults["as-set"] > 300 * 200  # ~256 pages faulted in per 1 MiB array
+    assert faults["tuned"] < faults["as-set"] / 10
+
+
+def test_subjects_with_most_rows_go_first_and_rows_use_one_thread(tmp_path, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    import tmsplan.cohort.batch as batch
+
+    rows = [
+        BatchRow(index=i, subject=s, target="t", folder=s)
+        for i, s in enumerate(["a", "b", "b", "c", "b", "c"], start=1)
+    ]
+    tasks = batch._tasks(rows, tmp_path, False, True, worker=False)
+    assert [[r["subject"] for r in t["rows"]] for t in tasks] == [["b"] * 3, ["c"] * 2, ["a"]]
+    assert not any(t["worker"] for t in tasks)
+
+    def threads_seen(row, out, *, force, cache):
+        return {"index": row.index, "threads": {i["num_threads"] for i in threadpool_info()}}
+
+    monkeypatch.setattr(batch, "_plan_row", threads_seen)
+    results = batch.plan_subject(tasks[0])
+    assert [r["index"] for r in results] == [2, 3, 5]
+    assert all(r["threads"] <= {1} for r in results)  # one row = one core in every mode
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_dask_workers_with_several_threads_are_named(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from tmsplan.errors import TmsplanWarning
+
+    rows = [BatchRow(index=1, subject="sub-01", target="t", folder="sub-01", error="no T1")]
+    environ = dict(os.environ)  # the nanny sets its worker variables here too
+    try:
+        with distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+        ) as cluster:
+            with pytest.warns(TmsplanWarning, match="--nthreads 1"):
+                result = run_batch(
+                    rows, tmp_path / "out", scheduler=cluster.scheduler_address, report=False
+                )
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+    assert result.count("failed") == 1 and result.rows[0]["reason"] == "no T1"
+    assert 0 < result.rows_seconds <= result.seconds

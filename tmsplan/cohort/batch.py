@@ -269,6 +269,49 @@ def _plan_row(row: BatchRow, out: Path, *, force: bool, cache: bool) -> dict:
     return result
 
 
+ONE_THREAD_ENVIRON = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS",
+)
+
+
+def _one_thread_environ() -> None:
+    """Numeric libraries loaded from now on in this worker process use one thread."""
+    for name in ONE_THREAD_ENVIRON:
+        os.environ.setdefault(name, "1")
+
+
+_MALLOC_TUNED: list[bool] = []
+
+
+def _keep_freed_memory() -> None:
+    """Undo a ``MALLOC_TRIM_THRESHOLD_`` that makes glibc return every freed block at once.
+
+    Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` in its workers (and leaks it
+    into the process that started a ``LocalCluster``). That also freezes glibc's
+    mmap threshold at 128 KiB, so every large array is a fresh ``mmap`` whose pages
+    the kernel faults in and zeroes: a row then spends ~2 s in the kernel instead of
+    ~0.15 s (35 % more CPU time). Set the thresholds glibc would otherwise grow to
+    (32 MiB mmap, 64 MiB trim). Once per process; only when such a variable is set.
+    """
+    if _MALLOC_TUNED or not sys.platform.startswith("linux"):
+        return
+    _MALLOC_TUNED.append(True)
+    if not any(name in os.environ for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+        libc.mallopt(m_trim_threshold, 64 * 1024 * 1024)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to undo
+
+
 def plan_subject(task: dict) -> list[dict]:
     """Plan every row of one subject (the unit of work sent to a process or Dask worker).
 
@@ -276,26 +319,39 @@ def plan_subject(task: dict) -> list[dict]:
     ----------
     task : dict
         ``rows`` (list of :class:`BatchRow` as dicts), ``out`` (str), ``force``,
-        ``cache`` (bool) and ``cache_dir`` (str or None).
+        ``cache`` (bool), ``cache_dir`` (str or None) and ``worker`` (bool: this is
+        a worker process, whose numeric libraries are set to one thread each).
 
     Returns
     -------
     list of dict
         One result per row: ``index``, ``subject``, ``target``, ``folder``,
         ``status`` (``ok``, ``skipped``, ``failed``), ``reason``, ``seconds``,
-        ``summary`` (record values) and ``peak_memory_mb`` of the process.
+        ``summary`` (record values), ``cpu_seconds`` (CPU time of the process while
+        the row ran, all its threads) and ``peak_memory_mb`` of the process.
     """
+    from threadpoolctl import threadpool_limits
+
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    if task.get("worker"):
+        _one_thread_environ()
+    _keep_freed_memory()
     if task.get("cache_dir"):
         os.environ["TMSPLAN_CACHE_DIR"] = task["cache_dir"]
     out = Path(task["out"])
     results = []
-    for data in task["rows"]:
-        row = BatchRow(**data)
-        result = _plan_row(row, out, force=task["force"], cache=task["cache"])
-        result["peak_memory_mb"] = _peak_memory_mb()
-        result["worker_pid"] = os.getpid()
-        results.append(result)
+    # one row = one core, whatever runs it: no oversubscription, and the same sums in every mode
+    with threadpool_limits(limits=1):
+        for data in task["rows"]:
+            row = BatchRow(**data)
+            before = os.times()
+            result = _plan_row(row, out, force=task["force"], cache=task["cache"])
+            after = os.times()
+            cpu = (after.user - before.user) + (after.system - before.system)
+            result["cpu_seconds"] = round(cpu, 3)
+            result["peak_memory_mb"] = _peak_memory_mb()
+            result["worker_pid"] = os.getpid()
+            results.append(result)
     return results
 
 
@@ -320,7 +376,10 @@ class BatchResult:
     picture : pathlib.Path or None
         ``cohort.png`` (None without pictures or without any planned target).
     seconds : float
-        Wall time.
+        Wall time of the whole batch.
+    rows_seconds : float
+        Wall time until the last row was planned (the rest of ``seconds`` is the
+        cohort table, picture and page).
     """
 
     rows: list
@@ -329,6 +388,7 @@ class BatchResult:
     html: Path
     picture: Path | None
     seconds: float
+    rows_seconds: float
 
     def count(self, status: str) -> int:
         """Number of rows with this status (``ok``, ``skipped`` or ``failed``)."""
@@ -342,11 +402,15 @@ def _default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _tasks(rows: list[BatchRow], out: Path, force: bool, cache: bool) -> list[dict]:
+def _tasks(
+    rows: list[BatchRow], out: Path, force: bool, cache: bool, *, worker: bool
+) -> list[dict]:
     by_subject: dict[str, list[BatchRow]] = {}
     for row in rows:
         key = row.subject if row.subject and not row.error else f"#row{row.index}"
         by_subject.setdefault(key, []).append(row)
+    # subjects with most rows first, so that no long one starts last (results are by index)
+    groups = sorted(by_subject.values(), key=len, reverse=True)
     return [
         {
             "rows": [asdict(r) for r in members],
@@ -355,8 +419,9 @@ def _tasks(rows: list[BatchRow], out: Path, force: bool, cache: bool) -> list[di
             "cache": cache,
             # a cache folder set here is used by the workers too; else each uses its own
             "cache_dir": os.environ.get("TMSPLAN_CACHE_DIR") or None,
+            "worker": worker,
         }
-        for members in by_subject.values()
+        for members in groups
     ]
 
 
@@ -382,7 +447,11 @@ def _run_local(tasks: list[dict], jobs: int, on_result: Callable[[dict], None]) 
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("spawn")  # no fork of a process holding VTK/threads
-    executor = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context)
+    executor = ProcessPoolExecutor(
+        max_workers=min(jobs, len(tasks)),
+        mp_context=context,
+        initializer=_one_thread_environ,  # before the worker imports numpy
+    )
     try:
         futures = [executor.submit(plan_subject, task) for task in tasks]
         for future in as_completed(futures):
@@ -412,8 +481,31 @@ def _connect(address: str):
         ) from None
 
 
+def _warn_threaded_workers(client) -> None:
+    """Warn when Dask workers run several threads (several subjects in one process)."""
+    import warnings
+
+    from tmsplan.errors import TmsplanWarning
+
+    try:
+        workers = client.scheduler_info().get("workers", {})
+    except (OSError, TimeoutError):  # the batch itself reports a lost scheduler
+        return
+    threads = max((int(w.get("nthreads", 1)) for w in workers.values()), default=1)
+    if threads > 1:
+        warnings.warn(
+            f"Dask workers run up to {threads} threads each: that many subjects then share one "
+            "process, its memory limit and its interpreter lock; start workers with "
+            "'dask worker ADDRESS --nthreads 1 --nworkers CORES' (one subject per process).",
+            TmsplanWarning,
+            stacklevel=3,
+        )
+
+
 def _run_dask(tasks: list[dict], client, on_result: Callable[[dict], None]) -> None:
     from distributed import as_completed
+
+    _warn_threaded_workers(client)
 
     keys = [f"tmsplan-batch-{i}-{os.getpid()}-{time.time_ns()}" for i in range(len(tasks))]
     futures = client.map(plan_subject, tasks, key=keys, pure=False, retries=0)
@@ -487,14 +579,19 @@ def run_batch(
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / BATCH_MARKER, json.dumps({"rows": len(rows)}) + "\n", overwrite=True)
-        tasks = _tasks(rows, out, force, cache)
+        jobs = jobs or _default_jobs()
+        tasks = _tasks(rows, out, force, cache, worker=client is not None)
+        if client is None and jobs > 1 and len(tasks) > 1:
+            for task in tasks:
+                task["worker"] = True  # runs in a process of the pool (_run_local)
         if client is not None:
             _run_dask(tasks, client, on_result)
         else:
-            _run_local(tasks, jobs or _default_jobs(), on_result)
+            _run_local(tasks, jobs, on_result)
     finally:
         if client is not None:
             client.close()
+    rows_seconds = time.perf_counter() - started
     results = [done[row.index] for row in rows]
     group_distances(results)
     table = write_text(out / "cohort.tsv", cohort_table(results), overwrite=True)
@@ -509,4 +606,5 @@ def run_batch(
         html=html_path,
         picture=picture,
         seconds=round(time.perf_counter() - started, 3),
+        rows_seconds=round(rows_seconds, 3),
     )

