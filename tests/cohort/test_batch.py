@@ -432,6 +432,7 @@ def test_subjects_with_most_rows_go_first_and_rows_use_one_thread(tmp_path, monk
     assert all(r["threads"] <= {1} for r in results)  # one row = one core in every mode
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_dask_workers_with_several_threads_are_named(tmp_path):

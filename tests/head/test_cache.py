@@ -276,6 +276,7 @@ def test_ray_crossings_match_trimesh(tmp_path):
             np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_derived_data_is_computed_once_and_kept_with_the_head(tmp_path, monkeypatch):
     import tmsplan.head.cache as headcache
 
@@ -326,6 +327,7 @@ def test_cached_positions_equal_positions_computed_on_the_surface(tmp_path):
     assert list((tmp_path / "heads").glob("*.eeg1020-*.json"))
 
 
+@pytest.mark.slow
 def test_a_head_read_from_the_cache_keeps_what_the_entry_checks_need(tmp_path, monkeypatch):
     import tmsplan.head.cache as headcache
 
@@ -341,6 +343,7 @@ def test_a_head_read_from_the_cache_keeps_what_the_entry_checks_need(tmp_path, m
     assert read.scalp.voxel_mm == pytest.approx((2.0, 2.0, 2.0))
 
 
+@pytest.mark.slow
 def test_a_plan_on_a_cached_head_imports_neither_trimesh_nor_scipy_submodules(tmp_path):
     import subprocess
     import sys
@@ -367,6 +370,7 @@ def test_a_plan_on_a_cached_head_imports_neither_trimesh_nor_scipy_submodules(tm
     assert run(tmp_path / "second") == ["0", "none"]
 
 
+@pytest.mark.slow
 def test_the_mesh_of_a_cached_head_serves_every_mesh_operation(tmp_path, monkeypatch):
     import tmsplan.head.cache as headcache
 

@@ -114,6 +114,7 @@ def dice(a, b):
     return 2.0 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
 
 
+@pytest.mark.slow
 def test_labels_match_the_phantom(phantom, tissue):
     _, _, truth = phantom
     got, want = np.asarray(tissue.labels.dataobj), np.asarray(truth.dataobj)
@@ -135,6 +136,7 @@ def test_labels_match_the_phantom(phantom, tissue):
     assert ((got == GREY_MATTER) & left).sum() > 1.15 * ((got == GREY_MATTER) & ~left).sum()
 
 
+@pytest.mark.slow
 def test_centre_brightening_bias_is_removed(phantom):
     # a 3T-like field: 25 % darker at the brain's edge than at its centre, and a
     # 30 % left-right tilt; the bias fit must not take the white core / grey rim
@@ -178,6 +180,7 @@ def test_tissue_at_analytic_points(tissue, xyz, expected):
     assert tissue_at(tissue, np.array(xyz)) == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["LAS", "LPS"])
 def test_same_anatomy_in_other_voxel_orders(phantom, tissue, order):
     t1, mask, _ = phantom
@@ -190,6 +193,7 @@ def test_same_anatomy_in_other_voxel_orders(phantom, tissue, order):
     assert np.mean(np.asarray(back.dataobj) == np.asarray(tissue.labels.dataobj)) > 0.995
 
 
+@pytest.mark.slow
 def test_deterministic(phantom, tissue):
     t1, mask, _ = phantom
     again = tissue_segmentation(t1, mask)
@@ -258,6 +262,7 @@ def test_points_carry_their_frame(tissue):
         tissue_at(tissue, np.zeros((2, 3)))
 
 
+@pytest.mark.slow
 def test_mask_too_small_keeps_the_cortex_at_the_rim(phantom):
     t1, _, truth = phantom
     small = tissue_segmentation(t1, _mask(57.0, (0.0, 0.0, 0.0)))
@@ -266,6 +271,7 @@ def test_mask_too_small_keeps_the_cortex_at_the_rim(phantom):
     assert tissue_at(small, np.array([-59.5, 0.0, 0.0])) == "grey matter"
 
 
+@pytest.mark.slow
 def test_mask_too_large_does_not_take_marrow(phantom):
     t1, _, truth = phantom
     large = tissue_segmentation(t1, _mask(68.0, (0.0, 0.0, 0.0)))
@@ -341,6 +347,7 @@ def test_real_head_white_matter_point_snaps_outward(real_head):
     assert np.linalg.norm(new_xyz - centre) > np.linalg.norm(deep - centre)
 
 
+@pytest.mark.slow
 def test_probabilities_match_the_labels(phantom, tissue):
     t1, mask, _ = phantom
     with_probs = tissue_segmentation(t1, mask, with_probabilities=True)

@@ -462,6 +462,7 @@ def test_report_of_a_registered_plan_finds_its_saved_transform(
     assert (out / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_transform_from_another_mni_template_is_used_with_a_warning(patient, tmp_path):
     folder, mni_to_patient = patient
     xfm = tmp_path / "sub-01_from-MNI152NLin2009cAsym_to-T1w_mode-image_xfm.txt"

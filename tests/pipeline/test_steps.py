@@ -37,6 +37,7 @@ def group_map():
     return map_from_peaks(peaks, load_mni_brain_mask(2))
 
 
+@pytest.mark.slow
 def test_plan_targets_are_typed_and_are_the_record(group_map):
     plan = plan_target(group_map, roi="cocaine_mfg_l", candidates=2)
     assert len(plan.targets) == len(plan.record["targets"]) >= 1
@@ -63,6 +64,7 @@ def test_plan_targets_are_typed_and_are_the_record(group_map):
         first.handle[0] = 1.0  # read-only arrays
 
 
+@pytest.mark.slow
 def test_steps_choose_once_then_place_on_two_heads(group_map, moved_patient):
     """A target chosen once in MNI, placed on the MNI head and on a patient by the steps
     alone, gives exactly what plan_target gives on each head."""

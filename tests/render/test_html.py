@@ -54,6 +54,7 @@ def _listening_sockets():
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net/tcp")
 def test_scene_html_is_self_contained(render_scalp, render_record):
     text = html.scene_html(render_record, render_scalp, max_faces=2000)
@@ -208,6 +209,7 @@ SERVER_MODULES = (
 )
 
 
+@pytest.mark.slow
 def test_report_starts_no_server_and_uses_no_network(tmp_path, render_images):
     nib.save(render_images[0], tmp_path / "t1.nii.gz")
     out = tmp_path / "out"

@@ -68,6 +68,7 @@ def _eye_sides(image):
     return sides
 
 
+@pytest.mark.slow
 def test_slices_of_an_asymmetric_head_put_the_left_on_the_left(render_images):
     t1, _, _ = render_images
     # the phantom's bright "eye" is on the right (x = +35, y = 70, z = -10); cut with the

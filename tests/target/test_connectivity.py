@@ -51,6 +51,7 @@ def _plan_args(folder, out, *extra):
     ]
 
 
+@pytest.mark.slow
 def test_finds_the_planted_anticorrelated_site_and_the_decoy(run):
     folder, img = run
     conf = folder / "confounds.tsv"
