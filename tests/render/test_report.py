@@ -392,3 +392,27 @@ def test_an_interrupted_report_leaves_the_previous_one_whole(
             _synthetic_record(), fresh, _sphere_mesh(90.0, 2), t1_img=render_images[0]
         )
     assert not fresh.exists()
+
+
+@pytest.mark.parametrize("entry_x", [-70.0, 70.0])
+def test_cap_labels_drawn_are_the_midline_and_the_entry_side(entry_x):
+    """The report draws the cap positions of the entry's side (odd = left) and the midline."""
+    positions = {
+        "Cz": [0.0, -10.0, 100.0],
+        "Fz": [0.0, 40.0, 80.0],
+        "F3": [-45.0, 45.0, 56.0],
+        "F4": [45.0, 45.0, 56.0],
+        "C3": [-60.0, -10.0, 70.0],
+        "C4": [60.0, -10.0, 70.0],
+        "AF9": [-60.0, 60.0, 0.0],  # a 10-10 position the pictures do not label
+    }
+    record = {
+        "eeg1020": {"positions": positions, "beam_f3": {"point_mm": [-44.0, 46.0, 55.0]}},
+        "targets": [{"scalp_mm": [entry_x, 30.0, 50.0]}],
+    }
+    drawn = report._cap_landmarks(record)
+    if entry_x < 0:  # left (RAS+ x < 0): odd labels and the Beam F3 point
+        assert set(drawn) == {"Cz", "Fz", "F3", "C3", "Beam F3"}
+        assert drawn["F3"] == positions["F3"]
+    else:
+        assert set(drawn) == {"Cz", "Fz", "F4", "C4"}

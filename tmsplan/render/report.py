@@ -234,3 +234,4 @@ def _cap_landmarks(record: Mapping) -> dict:
     beam = eeg.get("beam_f3") or {}
     if odd and beam.get("point_mm"):
         keep["Beam F3"] = beam["point_mm"]
+    return keep
