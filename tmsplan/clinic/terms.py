@@ -39,16 +39,13 @@ def eeg1020_entry(
     -------
     dict
     """
-    from tmsplan.clinic.beamf3 import BeamError, beam_f3
+    from tmsplan.clinic.beamf3 import BeamError
     from tmsplan.clinic.eeg1020 import target_in_cap
 
     entry = positions.describe()
     entry["target"] = target_in_cap(positions, entry_mm)
-    tape = positions.tape_mm
     try:
-        beam = beam_f3(
-            tape["nasion_inion"] / 10.0, tape["tragus_tragus"] / 10.0, tape["circumference"] / 10.0
-        )
+        beam = _beam_from_tape(positions)
         f3 = positions.position("F3")
         beam["f3_to_target_mm"] = round(float(np.linalg.norm(f3 - np.asarray(entry_mm))), 1)
         point = beam_point_mm
@@ -65,16 +62,23 @@ def eeg1020_entry(
     return entry
 
 
-def _beam_point(positions: Any, mesh: Any) -> np.ndarray | None:
-    """Where the head's own Beam F3 distances land on its scalp (None: no Beam F3)."""
-    from tmsplan.clinic.beamf3 import BeamError, beam_f3
-    from tmsplan.clinic.eeg1020 import beam_point
+def _beam_from_tape(positions: Any) -> dict:
+    """The Beam F3 method fed with the head's own tape measures (raises ``BeamError``)."""
+    from tmsplan.clinic.beamf3 import beam_f3
 
     tape = positions.tape_mm
+    return beam_f3(
+        tape["nasion_inion"] / 10.0, tape["tragus_tragus"] / 10.0, tape["circumference"] / 10.0
+    )
+
+
+def _beam_point(positions: Any, mesh: Any) -> np.ndarray | None:
+    """Where the head's own Beam F3 distances land on its scalp (None: no Beam F3)."""
+    from tmsplan.clinic.beamf3 import BeamError
+    from tmsplan.clinic.eeg1020 import beam_point
+
     try:
-        beam = beam_f3(
-            tape["nasion_inion"] / 10.0, tape["tragus_tragus"] / 10.0, tape["circumference"] / 10.0
-        )
+        beam = _beam_from_tape(positions)
     except BeamError:
         return None
     return beam_point(mesh, positions, beam["x_cm"] * 10.0, beam["y_cm"] * 10.0)
