@@ -341,6 +341,42 @@ def test_a_head_read_from_the_cache_keeps_what_the_entry_checks_need(tmp_path, m
     assert read.scalp.genus == built.scalp.genus
     assert read.scalp.voxel_mm == pytest.approx(built.scalp.voxel_mm)
     assert read.scalp.voxel_mm == pytest.approx((2.0, 2.0, 2.0))
+    # the T1's tissue voxels the outward-ray check samples come back bit for bit
+    np.testing.assert_array_equal(read.skin_voxels.bits, built.skin_voxels.bits)
+    assert read.skin_voxels.shape == built.skin_voxels.shape == (91, 109, 91)
+    np.testing.assert_array_equal(read.skin_voxels.affine, built.skin_voxels.affine)
+
+
+@pytest.mark.slow
+def test_a_plan_on_a_cached_head_does_not_read_the_t1_voxels(tmp_path, monkeypatch):
+    """The cache entry stands for the checked T1 (same file checksum): a plan on it checks
+    the header and reads no voxel of the T1, and finds the same target and pose."""
+    import tmsplan.head.cache as headcache
+
+    t1 = tmp_path / "t1.nii.gz"
+    shutil.copy(mni_head_path(2), t1)
+    reads = []
+    original = nib.arrayproxy.ArrayProxy._get_scaled
+
+    def recording(self, *args, **kwargs):
+        reads.append(os.fspath(getattr(self.file_like, "name", self.file_like)))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(nib.arrayproxy.ArrayProxy, "_get_scaled", recording)
+    monkeypatch.setenv("TMSPLAN_CACHE_DIR", str(tmp_path / "cache"))
+    kwargs = dict(t1=t1, target_t1=(-38.0, 44.0, 26.0))
+    first = plan_target(**kwargs)
+    assert str(t1) in reads  # building the head reads and checks the T1
+    reads.clear()
+    monkeypatch.setattr(headcache, "_MEMO", type(headcache._MEMO)())  # as in a new process
+    second = plan_target(**kwargs)
+    assert str(t1) not in reads
+    assert second.record["warnings"] == first.record["warnings"]
+    for key in ("cortical_mm", "scalp_mm", "coil_matrix", "entry_check"):
+        assert second.record["targets"][0][key] == first.record["targets"][0][key]
+    assert second.record["t1"] == first.record["t1"]
+    # the plan's image still gives the voxels to whoever draws it
+    assert second.t1_img.get_fdata().shape == (91, 109, 91)
 
 
 @pytest.mark.slow

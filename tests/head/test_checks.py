@@ -255,17 +255,31 @@ def test_scalp_brain_distance_is_checked():
     assert not check.warnings
 
 
-def test_ray_samples_equal_scipy_linear_interpolation():
-    from scipy import ndimage
-
-    from tmsplan.head.checks import _sample_linear
+def test_skin_voxels_answer_like_the_image_they_pack():
+    """Packed tissue voxels give the image's own answer at every voxel centre, off the grid
+    False, and keep left and right apart (an asymmetric, oblique, LAS-stored image)."""
+    from tmsplan.head.checks import SkinVoxels
 
     rng = np.random.default_rng(2)
     data = rng.normal(size=(7, 9, 5))
-    index = rng.uniform(-1.0, 9.5, size=(3, 500))
-    index[:, :5] = np.array([[6.0, 8.0, 4.0]]).T  # the last voxel centre exactly
-    index[:, 5:10] = 0.0
-    expected = ndimage.map_coordinates(data, index, order=1, mode="constant", cval=-np.inf)
-    got = _sample_linear(data, index)
-    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(expected))
-    np.testing.assert_allclose(got[np.isfinite(got)], expected[np.isfinite(expected)], atol=1e-12)
+    data[0, :, :] = 5.0  # one side slab of tissue: voxel i = 0 is world x = +6 (LAS)
+    data[6, :, :] = -5.0
+    affine = np.array(
+        [[-1.0, 0.1, 0.0, 6.0], [0.0, 1.2, 0.0, -4.0], [0.0, 0.0, 2.0, -3.0], [0, 0, 0, 1]]
+    )
+    img = nib.Nifti1Image(data, affine)
+    skin = SkinVoxels.from_image(img, level=0.3)
+    assert skin.bits.nbytes == -(-data.size // 8)
+    ijk = np.indices(data.shape).reshape(3, -1).T
+    world = apply_affine(affine, ijk)
+    np.testing.assert_array_equal(skin.is_tissue(world), (data >= 0.3).reshape(-1))
+    # a third of a voxel off each centre still answers for that voxel
+    jitter = rng.uniform(-0.3, 0.3, size=ijk.shape)
+    np.testing.assert_array_equal(
+        skin.is_tissue(apply_affine(affine, ijk + jitter)), (data >= 0.3).reshape(-1)
+    )
+    right, left = apply_affine(affine, [[0, 4, 2], [6, 4, 2]])
+    assert right[0] > left[0]
+    assert skin.is_tissue(np.array([right, left])).tolist() == [True, False]
+    outside = apply_affine(affine, [[-1, 4, 2], [7, 4, 2], [3, 9, 2], [3, 4, -1]])
+    assert not skin.is_tissue(outside).any()

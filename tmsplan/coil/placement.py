@@ -174,11 +174,14 @@ class ScalpProximity:
         self.skin_faces = ~fov[faces].any(axis=1) if fov.any() else None
         self._vertices = vertices
         self._triangles = vertices[faces]
-        self._skin_vertices = (
-            np.unique(faces[self.skin_faces]) if self.skin_faces is not None else None
-        )
-        edges = self._triangles - np.roll(self._triangles, 1, axis=1)
-        self._max_edge = float(np.sqrt((edges**2).sum(axis=2)).max()) if len(faces) else 0.0
+        self._skin_vertices = None
+        if self.skin_faces is not None:  # the sorted vertices of the skin faces
+            used = np.zeros(len(vertices), dtype=bool)
+            used[faces[self.skin_faces]] = True
+            self._skin_vertices = np.flatnonzero(used)
+        edges = self._triangles - self._triangles[:, [1, 2, 0]]
+        longest = np.einsum("ijk,ijk->ij", edges, edges).max() if len(faces) else 0.0
+        self._max_edge = float(np.sqrt(longest))
         self._faces = faces
         self._watertight: bool | None = None
 

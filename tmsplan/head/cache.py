@@ -22,6 +22,7 @@ import numpy as np
 from tmsplan import __version__
 from tmsplan.coil.placement import ScalpProximity
 from tmsplan.errors import SpaceError, TmsplanWarning
+from tmsplan.head.checks import SkinVoxels
 from tmsplan.head.scalp import ScalpSurface
 from tmsplan.io.images import ImageLike, file_sha256, image_source
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME
@@ -41,7 +42,7 @@ HEAD_ALGORITHM_VERSION = 3
 it computes or :mod:`tmsplan.clinic.eeg1020` the positions it places on it (old cache entries
 are then ignored and rebuilt)."""
 
-_FORMAT = "tmsplan-head-v1"
+_FORMAT = "tmsplan-head-v2"  # v2: the skin voxels
 _DERIVED_FORMAT = "tmsplan-head-derived-v1"
 _MEMO_SIZE = 4
 _MEMO: OrderedDict[tuple, Head] = OrderedDict()
@@ -70,6 +71,9 @@ class Head:
         Voxel -> world affine of the T1.
     proximity : ScalpProximity
         Nearest-point and inside queries on ``scalp.mesh``, set up once.
+    skin_voxels : SkinVoxels or None
+        The T1's voxels at or above the skin level, for the entry checks (None
+        when the surface has no skin level).
     landmarks : dict or None
         Named head landmarks (name -> (3,) mm in ``frame``) when known.
     cache_path : pathlib.Path or None
@@ -87,6 +91,7 @@ class Head:
     t1_shape: tuple[int, int, int]
     t1_affine: np.ndarray = field(repr=False)
     proximity: ScalpProximity = field(repr=False, compare=False)
+    skin_voxels: SkinVoxels | None = field(default=None, repr=False, compare=False)
     landmarks: dict | None = None
     cache_path: Path | None = None
     from_cache: bool = False
@@ -213,6 +218,7 @@ def _encode(head: Head) -> bytes:
         "vertices": np.asarray(head.scalp.vertices, dtype=np.float64),
         "faces": np.asarray(head.scalp.faces, dtype=np.int32),
         "fov_boundary": np.asarray(head.fov_boundary, dtype=bool),
+        "skin_bits": (np.zeros(0, np.uint8) if head.skin_voxels is None else head.skin_voxels.bits),
     }
     meta = {**_meta(head), "checksum": _arrays_checksum(arrays)}
     buffer = io.BytesIO()
@@ -230,6 +236,7 @@ def _decode(path: Path, *, t1_sha256: str, frame: str, t1_path: str) -> Head | N
                 "vertices": stored["vertices"],
                 "faces": stored["faces"],
                 "fov_boundary": stored["fov_boundary"],
+                "skin_bits": stored["skin_bits"],
             }
     except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError):
         return None
@@ -265,6 +272,14 @@ def _decode(path: Path, *, t1_sha256: str, frame: str, t1_path: str) -> Head | N
         return None
     if len(voxel_mm) != 3:
         return None
+    t1_shape = tuple(int(n) for n in meta["t1_shape"])
+    t1_affine = np.asarray(meta["t1_affine"], dtype=np.float64)
+    skin_voxels = None
+    if skin_level is not None:
+        bits = arrays["skin_bits"]
+        if bits.dtype != np.uint8 or bits.shape != (-(-int(np.prod(t1_shape)) // 8),):
+            return None
+        skin_voxels = SkinVoxels(bits, t1_shape, t1_affine)
     scalp = ScalpSurface(
         (vertices, faces),  # the trimesh mesh is built only if something asks for it
         frame=frame,
@@ -280,9 +295,10 @@ def _decode(path: Path, *, t1_sha256: str, frame: str, t1_path: str) -> Head | N
         frame=frame,
         t1_path=t1_path,
         t1_sha256=t1_sha256,
-        t1_shape=tuple(int(n) for n in meta["t1_shape"]),
-        t1_affine=np.asarray(meta["t1_affine"], dtype=np.float64),
+        t1_shape=t1_shape,
+        t1_affine=t1_affine,
         proximity=ScalpProximity(scalp, fov),
+        skin_voxels=skin_voxels,
         cache_path=path,
         from_cache=True,
     )
@@ -378,6 +394,9 @@ def load_head(
         t1_shape=tuple(int(n) for n in header_img.shape[:3]),
         t1_affine=np.asarray(header_img.affine, dtype=np.float64),
         proximity=ScalpProximity(scalp, scalp.fov_boundary),
+        skin_voxels=(
+            None if scalp.skin_level is None else SkinVoxels.from_image(img, scalp.skin_level)
+        ),
         cache_path=path,
         from_cache=False,
     )

@@ -5,7 +5,7 @@ Design notes: ``docs/projection.md``, section ``tmsplan.head.checks``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nibabel as nib
 import numpy as np
@@ -21,6 +21,7 @@ __all__ = [
     "MIN_SCALP_BRAIN_MM",
     "MAX_SCALP_BRAIN_MM",
     "EntryCheck",
+    "SkinVoxels",
     "check_entry",
     "image_warnings",
 ]
@@ -86,39 +87,56 @@ class EntryCheck:
         }
 
 
-def _sample_linear(data: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Trilinear samples at ``(3, k)`` voxel coordinates; -inf outside the grid.
+@dataclass(frozen=True, eq=False)
+class SkinVoxels:
+    """Which voxels of a head image are head tissue (T1 at or above the skin level).
 
-    The same values as ``scipy.ndimage.map_coordinates(order=1, mode="constant",
-    cval=-inf)``, for a few hundred points without importing scipy.ndimage.
+    What the outward-ray check samples, packed eight voxels to a byte so that a
+    cached head carries it (about 1 MB for a 1 mm head) and a plan on that head
+    never reads the T1's voxels.
+
+    Attributes
+    ----------
+    bits : (ceil(n / 8),) uint8
+        ``np.packbits`` of the boolean volume in C order.
+    shape : tuple of int
+        Voxel grid of the T1.
+    affine : (4, 4) float64
+        Voxel -> world (RAS+ mm) of the T1.
     """
-    shape = np.array(data.shape[:3], dtype=np.int64)
-    valid = np.all((index >= 0) & (index <= (shape - 1)[:, None]), axis=0)
-    values = np.full(index.shape[1], -np.inf)
-    if not valid.any():
-        return values
-    idx = index[:, valid]
-    base = np.minimum(np.floor(idx).astype(np.int64), np.maximum(shape - 2, 0)[:, None])
-    frac = idx - base
-    total = np.zeros(idx.shape[1])
-    for corner in np.ndindex(2, 2, 2):
-        weight = np.prod([frac[a] if corner[a] else 1.0 - frac[a] for a in range(3)], axis=0)
-        total += weight * data[base[0] + corner[0], base[1] + corner[1], base[2] + corner[2]]
-    values[valid] = total
-    return values
+
+    bits: np.ndarray = field(repr=False)
+    shape: tuple[int, int, int]
+    affine: np.ndarray = field(repr=False)
+
+    @classmethod
+    def from_image(cls, img: nib.spatialimages.SpatialImage, level: float) -> SkinVoxels:
+        """The tissue voxels of ``img`` (a checked T1) at the scalp's skin level."""
+        data = np.asanyarray(img.dataobj)
+        tissue = data.reshape(data.shape[:3]) >= level
+        return cls(
+            np.packbits(tissue, axis=None),
+            tuple(int(n) for n in tissue.shape),
+            np.asarray(img.affine, dtype=np.float64),
+        )
+
+    def is_tissue(self, points: np.ndarray) -> np.ndarray:
+        """``(k,)`` bool for world points ``(k, 3)``: in a tissue voxel (False outside the grid)."""
+        index = np.rint(apply_affine(np.linalg.inv(self.affine), points)).astype(np.int64)
+        inside = np.all((index >= 0) & (index < np.array(self.shape)), axis=1)
+        flat = np.ravel_multi_index(index[inside].T, self.shape)
+        result = np.zeros(len(points), dtype=bool)
+        result[inside] = (self.bits[flat >> 3] >> (7 - (flat & 7))) & 1 == 1
+        return result
 
 
-def _tissue_beyond(
-    data: np.ndarray, affine: np.ndarray, entry: np.ndarray, outward: np.ndarray, level: float
-) -> float:
+def _tissue_beyond(skin: SkinVoxels, entry: np.ndarray, outward: np.ndarray) -> float:
     """Distance (mm) to the first run of >= _TISSUE_RUN_MM of tissue outward (inf if none)."""
     offsets = np.arange(_RAY_START_MM, _RAY_END_MM + 1e-9, _RAY_STEP_MM)
-    points = entry[None, :] + offsets[:, None] * outward[None, :]
-    index = apply_affine(np.linalg.inv(affine), points).T
-    values = _sample_linear(data, index)
+    tissue = skin.is_tissue(entry[None, :] + offsets[:, None] * outward[None, :])
     run = int(round(_TISSUE_RUN_MM / _RAY_STEP_MM))
-    tissue = np.convolve((values >= level).astype(int), np.ones(run, dtype=int), mode="valid")
-    hits = np.nonzero(tissue >= run)[0]
+    runs = np.convolve(tissue.astype(int), np.ones(run, dtype=int), mode="valid")
+    hits = np.nonzero(runs >= run)[0]
     return float(offsets[hits[0]]) if hits.size else float("inf")
 
 
@@ -150,7 +168,7 @@ def check_entry(
     entry: np.ndarray,
     outward_normal: np.ndarray,
     scalp: ScalpSurface,
-    t1_img: nib.spatialimages.SpatialImage,
+    t1: SkinVoxels | nib.spatialimages.SpatialImage,
     *,
     brain_img: nib.spatialimages.SpatialImage | None = None,
     name: str = "target",
@@ -161,13 +179,14 @@ def check_entry(
     Parameters
     ----------
     entry : (3,) float
-        Scalp entry, world RAS+ mm of ``t1_img`` (frame ``scalp.frame``).
+        Scalp entry, world RAS+ mm of the T1 (frame ``scalp.frame``).
     outward_normal : (3,) float
         Outward scalp normal at the entry (unit vector, same frame).
     scalp : ScalpSurface
         The surface the entry was taken from (its mesh and skin level).
-    t1_img : nibabel image
-        The head image the surface was made from.
+    t1 : SkinVoxels or nibabel image
+        The head image the surface was made from (checked), or its tissue voxels
+        (a cached head's :attr:`~tmsplan.head.cache.Head.skin_voxels`).
     brain_img : nibabel image, optional
         Brain mask in the same world frame (the MNI brain mask, or the one
         carried into the T1); without it the scalp-brain distance is not checked.
@@ -187,7 +206,9 @@ def check_entry(
     outward = np.asarray(outward_normal, dtype=np.float64)
     outward = outward / max(float(np.linalg.norm(outward)), 1e-12)
     warnings: list[str] = []
-    data = np.asanyarray(t1_img.dataobj)  # in memory once checked; only ray samples are read
+    skin = t1
+    if not isinstance(t1, SkinVoxels) and scalp.skin_level is not None:
+        skin = SkinVoxels.from_image(t1, scalp.skin_level)
     if proximity is None:
         proximity = ScalpProximity(scalp, scalp.fov_boundary)
     elif proximity.mesh is not scalp and not proximity.describes(scalp):
@@ -195,9 +216,7 @@ def check_entry(
 
     def beyond(direction: np.ndarray) -> tuple[float, float]:
         tissue = (
-            _tissue_beyond(data, t1_img.affine, entry, direction, scalp.skin_level)
-            if scalp.skin_level is not None
-            else float("inf")
+            _tissue_beyond(skin, entry, direction) if scalp.skin_level is not None else float("inf")
         )
         return tissue, _surface_beyond(proximity, entry, direction)
 

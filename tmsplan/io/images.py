@@ -20,6 +20,7 @@ from tmsplan.errors import ImageError, SpaceError
 __all__ = [
     "ImageLike",
     "check_img",
+    "check_img_header",
     "file_sha256",
     "image_source",
     "block_reduce",
@@ -113,6 +114,67 @@ def affine_source(img: nib.spatialimages.SpatialImage) -> str:
     return "affine"
 
 
+def check_img_header(img: ImageLike, *, name: str = "image", ndim: int = 3) -> nib.Nifti1Image:
+    """Load an image argument and check what its header says, without reading its voxels.
+
+    The first half of :func:`check_img`: file type, dimensionality and affine,
+    with the same messages. The voxels (NaN, truncation, all zeros) are checked
+    when :func:`check_img` reads them.
+
+    Parameters
+    ----------
+    img : str, os.PathLike or nibabel image
+        Path to a ``.nii``/``.nii.gz`` file, or an image already in memory.
+    name : str
+        Name of the argument, used in error messages.
+    ndim : int
+        Required dimensionality (a 4-D image with one volume counts as 3-D).
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        The image as loaded, its voxels still on disk for a path (an MGH image
+        as NIfTI with header codes 1, as :func:`check_img` gives it).
+
+    Raises
+    ------
+    ImageError
+        Missing or unreadable file, wrong dimensionality, or no usable affine.
+    """
+    loaded = _load(img, name)
+    shape = tuple(int(s) for s in loaded.shape)
+    if len(shape) == 4 and shape[3] == 1 and ndim == 3:
+        shape = shape[:3]
+    if len(shape) != ndim:
+        hint = (
+            "select one volume first (e.g. nilearn.image.index_img(img, 0))"
+            if len(shape) > ndim
+            else "give a volume image"
+        )
+        raise ImageError(
+            f"{name}: {_describe(img)} is {len(loaded.shape)}-D with shape "
+            f"{tuple(loaded.shape)}, but a {ndim}-D image is needed; {hint}."
+        )
+    if affine_source(loaded) == "none":
+        raise ImageError(
+            f"{name}: {_describe(img)} has neither an sform nor a qform (both codes are 0), so "
+            "its voxel-to-world mapping is unknown; re-export it from the converter "
+            "(dcm2niix sets both) or set one with nibabel (img.set_sform(affine, code=1))."
+        )
+    affine = np.asarray(loaded.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise ImageError(
+            f"{name}: {_describe(img)} has an unusable affine (singular or not finite): "
+            f"{affine.tolist()}."
+        )
+    if isinstance(loaded, nib.Nifti1Image):
+        return loaded
+    as_nifti = nib.Nifti1Image(loaded.dataobj, affine)  # stays a proxy: nothing read
+    as_nifti.set_sform(affine, code=1)
+    as_nifti.set_qform(affine, code=1)
+    return as_nifti
+
+
 def check_img(
     img: ImageLike,
     *,
@@ -154,33 +216,10 @@ def check_img(
         Missing or unreadable file, wrong dimensionality, non-finite or empty
         data, or no usable affine.
     """
-    loaded = _load(img, name)
+    loaded = check_img_header(img, name=name, ndim=ndim)
     what = _describe(img)
-    shape = tuple(int(s) for s in loaded.shape)
-    if len(shape) == 4 and shape[3] == 1 and ndim == 3:
-        shape = shape[:3]
-    if len(shape) != ndim:
-        hint = (
-            "select one volume first (e.g. nilearn.image.index_img(img, 0))"
-            if len(shape) > ndim
-            else "give a volume image"
-        )
-        raise ImageError(
-            f"{name}: {what} is {len(loaded.shape)}-D with shape {tuple(loaded.shape)}, "
-            f"but a {ndim}-D image is needed; {hint}."
-        )
-    source = affine_source(loaded)
-    if source == "none":
-        raise ImageError(
-            f"{name}: {what} has neither an sform nor a qform (both codes are 0), so its "
-            "voxel-to-world mapping is unknown; re-export it from the converter "
-            "(dcm2niix sets both) or set one with nibabel (img.set_sform(affine, code=1))."
-        )
+    shape = tuple(int(s) for s in loaded.shape)[:ndim]
     affine = np.asarray(loaded.affine, dtype=np.float64)
-    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
-        raise ImageError(
-            f"{name}: {what} has an unusable affine (singular or not finite): {affine.tolist()}."
-        )
     try:
         data = np.asarray(loaded.get_fdata(dtype=np.float64)).reshape(shape)
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
@@ -203,12 +242,8 @@ def check_img(
         data = np.where(nan, 0.0, data)
     if require_signal and not np.any(data):
         raise ImageError(f"{name}: {what} is all zeros; it holds no data.")
-    header = loaded.header.copy() if isinstance(loaded, nib.Nifti1Image) else None
-    out = nib.Nifti1Image(data, affine, header=header)
+    out = nib.Nifti1Image(data, affine, header=loaded.header.copy())
     out.set_data_dtype(np.float64)
-    if header is None or source == "affine":
-        out.set_sform(affine, code=1)
-        out.set_qform(affine, code=1)
     return out
 
 

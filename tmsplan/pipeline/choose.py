@@ -487,9 +487,9 @@ def finalise_target(
     target, target_mni = carried.target, carried.target_mni
     snap_mm, given_move_mm, roi_head_img = 0.0, None, None
     brain_img = load_mni_brain_mask(1)
-    xfm, t1_img = space.mni_to_subject, space.t1_img
+    xfm = space.mni_to_subject
     if space.carried:
-        brain_img = xfm.resample_to_subject(brain_img, t1_img, interpolation="nearest")
+        brain_img = xfm.resample_to_subject(brain_img, space.t1_img, interpolation="nearest")
     if given_frame is not None and (space.carried or space.frame == MNI_FRAME):
         moved, given_move_mm = _given_target_in_brain(
             brain_img, target.xyz[0], MNI_FRAME if given_frame == MNI_FRAME else space.frame
@@ -518,8 +518,8 @@ def finalise_target(
             roi_mni = region.roi_mni  # None when the region was made for the MNI head
             if roi_mni is None:
                 roi_mni = roi_mask_img(region.roi, load_mni_brain_mask(1))
-            roi_head_img = xfm.resample_to_subject(roi_mni, t1_img, interpolation="nearest")
-            voxel = float(np.max(t1_img.header.get_zooms()[:3]))
+            roi_head_img = xfm.resample_to_subject(roi_mni, space.t1_img, interpolation="nearest")
+            voxel = float(np.max(space.t1_header.header.get_zooms()[:3]))
             if not _inside(roi_head_img, target.xyz[0], tolerance_mm=voxel):
                 warnings.append(
                     f"the target carried into the T1 is not inside {region.label} carried into "

@@ -81,7 +81,8 @@ class Plan:
     scalp : ScalpSurface
         Scalp surface of the head image, in ``record["space"]``.
     t1_img : nibabel.Nifti1Image
-        The head image (checked).
+        The head image: checked, in memory when a step read its voxels, else its
+        header checked and its voxels on disk (read and checked when drawn).
     activation_img : nibabel.Nifti1Image or None
         The activation map as used (its own grid and frame).
     layers : dict
@@ -342,7 +343,7 @@ def plan_target(
     for text in record["warnings"]:  # every record warning is a Python warning too
         _warnings.warn(text, PlanWarning, stacklevel=2)
     layers = picture_layers(act_img, final, space, activation_space=activation_space)
-    return Plan(record=record, scalp=head.scalp, t1_img=space.t1_img, activation_img=act_img,
+    return Plan(record=record, scalp=head.scalp, t1_img=space.t1_on_hand, activation_img=act_img,
                 layers=layers, registration=space.registration, targets=targets)  # fmt: skip
 
 

@@ -352,7 +352,7 @@ def build_record(
         "schema_version": SCHEMA_VERSION,
         "subject": subject or (MNI_FRAME if frame == MNI_FRAME else "sub-unknown"),
         "space": frame,
-        "t1": t1_description(space.t1_img, source, head_sha),
+        "t1": t1_description(space.t1_header, source, head_sha),
         "roi": roi_info,
         "activation": activation,
         "targets": [t.to_record() for t in targets],

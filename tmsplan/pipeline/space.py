@@ -5,7 +5,7 @@ The head is the patient's T1 (frame ``T1w``) or the embedded MNI152 head.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import nibabel as nib
@@ -14,7 +14,7 @@ import numpy as np
 from tmsplan.errors import SpaceError
 from tmsplan.head.cache import Head, load_head, registration_once, transform_once
 from tmsplan.io.bundled import mni_head_path
-from tmsplan.io.images import ImageLike, check_img
+from tmsplan.io.images import ImageLike, check_img, check_img_header
 from tmsplan.spaces import MNI_FRAME, SUBJECT_FRAME, Points
 
 
@@ -28,8 +28,9 @@ class HeadSpace:
         World frame of the plan (``"MNI152NLin6Asym"`` or ``"T1w"``).
     head_source : str, os.PathLike or nibabel image
         The head image as given (the embedded MNI head's path without a T1).
-    t1_img : nibabel.Nifti1Image
-        The head image, checked.
+    t1_header : nibabel.Nifti1Image
+        The head image with its header checked; its voxels are read (and checked)
+        by :attr:`t1_img` when something needs them.
     mni_to_subject : tmsplan.xfm.transforms.MniToSubject or None
         MNI -> T1 transform (None on the MNI head or without a transform).
     registration : tmsplan.xfm.registration.RegistrationResult or None
@@ -40,10 +41,27 @@ class HeadSpace:
 
     frame: str
     head_source: Any
-    t1_img: nib.Nifti1Image
+    t1_header: nib.Nifti1Image
     mni_to_subject: Any = None
     registration: Any = None
     transform_info: dict | None = None
+    _read: dict = field(default_factory=dict, repr=False, compare=False)  # shared by replace()
+
+    @property
+    def t1_img(self) -> nib.Nifti1Image:
+        """The head image, checked, its voxels in memory (read on first use).
+
+        A plan on a cached head does not read them unless a step needs them: its
+        scalp, skin voxels and checks come from the cache entry of the same file.
+        """
+        if "t1_img" not in self._read:
+            self._read["t1_img"] = check_img(self.head_source, name="t1")
+        return self._read["t1_img"]
+
+    @property
+    def t1_on_hand(self) -> nib.Nifti1Image:
+        """:attr:`t1_img` when already read, else :attr:`t1_header` (voxels on disk)."""
+        return self._read.get("t1_img", self.t1_header)
 
     @property
     def carried(self) -> bool:
@@ -139,10 +157,10 @@ def resolve_head_space(
         frame, head_source = MNI_FRAME, mni_head_path(1)
     else:
         frame, head_source = SUBJECT_FRAME, t1
-    t1_img = check_img(head_source, name="t1")
+    space = HeadSpace(frame, head_source, check_img_header(head_source, name="t1"))
     mni_to_subject, registration, transform_info = (
         _resolve_transform(
-            t1_img, mni_to_t1, xfm_kind, register, xfm_moving, warnings, accept_poor_fit
+            space, mni_to_t1, xfm_kind, register, xfm_moving, warnings, accept_poor_fit
         )
         if t1 is not None
         else (None, None, None)
@@ -154,12 +172,13 @@ def resolve_head_space(
             "from-MNI152NLin2009cAsym_to-T1w_mode-image_xfm.h5, an FSL .mat or a 4x4 "
             "matrix) or register=True to run the built-in registration."
         )
-    space = HeadSpace(frame, head_source, t1_img, mni_to_subject, registration, transform_info)
+    space = replace(space, mni_to_subject=mni_to_subject, registration=registration,
+                    transform_info=transform_info)  # fmt: skip
     return space, warnings
 
 
 def _resolve_transform(
-    t1_img: nib.Nifti1Image,
+    space: HeadSpace,
     mni_to_t1,
     xfm_kind,
     register,
@@ -177,6 +196,7 @@ def _resolve_transform(
         raise SpaceError("give either mni_to_t1 or register=True, not both.")
     if mni_to_t1 is None and not register:
         return None, None, None
+    t1_img = space.t1_img  # a transform is fitted to (or registered on) the T1's voxels
     if mni_to_t1 is not None:
         from tmsplan.xfm.transforms import MniToSubject
 
