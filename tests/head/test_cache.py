@@ -380,7 +380,7 @@ def test_a_plan_on_a_cached_head_does_not_read_the_t1_voxels(tmp_path, monkeypat
 
 
 @pytest.mark.slow
-def test_a_plan_on_a_cached_head_imports_neither_trimesh_nor_scipy_submodules(tmp_path):
+def test_a_plan_on_a_cached_head_imports_neither_trimesh_nor_scipy_nor_jsonschema(tmp_path):
     import subprocess
     import sys
 
@@ -389,7 +389,8 @@ def test_a_plan_on_a_cached_head_imports_neither_trimesh_nor_scipy_submodules(tm
     script = (
         "import sys; from tmsplan.cli import main; "
         f"code = main({plan!r} + ['--out', sys.argv[1]]); "
-        "heavy = ('trimesh', 'networkx', 'scipy.spatial', 'scipy.ndimage', 'scipy.sparse'); "
+        "heavy = ('trimesh', 'networkx', 'scipy.spatial', 'scipy.ndimage', 'scipy.sparse', "
+        "'jsonschema'); "
         "heavy = sorted(m for m in heavy if m in sys.modules); "
         "print(code, ','.join(heavy) or 'none')"
     )
@@ -402,7 +403,8 @@ def test_a_plan_on_a_cached_head_imports_neither_trimesh_nor_scipy_submodules(tm
 
     assert run(tmp_path / "first")[0] == "0"  # builds the head: trimesh and scipy needed
     # the entry check, the 10-10 positions and the pose on a cached head need numpy only
-    # (nibabel imports the bare scipy package itself)
+    # (nibabel imports the bare scipy package itself); a valid record is checked against
+    # the compiled schema, without jsonschema
     assert run(tmp_path / "second") == ["0", "none"]
 
 

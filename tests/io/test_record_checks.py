@@ -225,3 +225,74 @@ def test_schema_is_shipped_inside_the_package():
     assert resources.files("tmsplan").joinpath("data", "target.schema.json").is_file()
     schema = record_schema()
     assert schema["$defs"]["target"]["properties"]["reachable"] == {"type": "boolean"}
+
+
+def test_the_compiled_schema_is_the_shipped_schema():
+    from tmsplan.io import _record_validator
+    from tmsplan.io.record_checks import _fast_validator, _schema_sha256
+
+    assert _record_validator.SCHEMA_SHA256 == _schema_sha256(), (
+        "target.schema.json changed: regenerate tmsplan/io/_record_validator.py with "
+        "tmsplan.io.record_checks.write_fast_validator()"
+    )
+    assert _fast_validator() is _record_validator.validate
+
+
+def _schema_breaks():
+    """Records that break the schema one way each (types, required keys, pattern, shapes)."""
+
+    def edit(change):
+        record = _good_record()
+        change(record)
+        return record
+
+    yield edit(lambda r: r.pop("targets"))
+    yield edit(lambda r: r.update(schema_version=2))
+    yield edit(lambda r: r.update(space=""))
+    yield edit(lambda r: r["t1"].update(sha256="ABC"))
+    yield edit(lambda r: r["t1"].pop("sha256"))
+    yield edit(lambda r: r["targets"][0].update(reachable="false"))
+    yield edit(lambda r: r["targets"][0].update(cortical_mm=[1.0, 2.0]))
+    yield edit(lambda r: r["targets"][0].update(scalp_mm=[1.0, True, 3.0]))
+    yield edit(lambda r: r["targets"][0]["coil_matrix"].pop())
+    yield edit(lambda r: r["targets"][0]["coil_matrix"][1].__setitem__(2, "0.5"))
+    yield edit(lambda r: r.update(warnings="none"))
+    yield edit(lambda r: r.update(targets={}))
+
+
+def test_both_readings_of_the_schema_agree():
+    """fastjsonschema (the fast check) and jsonschema (the messages) refuse the same records."""
+    from fastjsonschema import JsonSchemaException
+    from jsonschema import Draft202012Validator
+
+    from tmsplan.io.record_checks import _fast_validator
+
+    fast, full = _fast_validator(), Draft202012Validator(record_schema())
+    good = _good_record()
+    good["extra_module_key"] = {"anything": [1, 2]}  # keys other modules add are allowed
+    good["t1"]["path"] = None
+    fast(good)
+    assert not list(full.iter_errors(good))
+    breaks = list(_schema_breaks())
+    for record in breaks:
+        assert list(full.iter_errors(record)), record
+        with pytest.raises(JsonSchemaException):
+            fast(record)
+        with pytest.raises((RecordError, PoseError)):
+            validate_record(record)
+
+
+def test_a_compiled_schema_of_another_schema_is_not_used(monkeypatch):
+    from tmsplan.io import _record_validator, record_checks
+
+    monkeypatch.setattr(_record_validator, "SCHEMA_SHA256", "0" * 64)
+    record_checks._fast_validator.cache_clear()
+    try:
+        assert record_checks._fast_validator() is None
+        record = _good_record()
+        record["targets"][0]["reachable"] = "false"
+        with pytest.raises(RecordError, match=r"targets\[0\]\.reachable: 'false' is not of type"):
+            validate_record(record)
+    finally:
+        monkeypatch.undo()
+        record_checks._fast_validator.cache_clear()

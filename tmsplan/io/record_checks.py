@@ -5,6 +5,7 @@ Design notes: ``docs/record.md``, section ``tmsplan.io.record_checks``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import lru_cache
 from importlib import resources
@@ -39,6 +40,11 @@ _REFUSED = (
 
 
 @lru_cache(maxsize=1)
+def _schema_text() -> str:
+    return resources.files("tmsplan").joinpath("data", "target.schema.json").read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
 def record_schema() -> dict:
     """The JSON Schema of ``target.json`` shipped with tmsplan.
 
@@ -47,8 +53,51 @@ def record_schema() -> dict:
     dict
         The schema (JSON Schema 2020-12); do not modify it.
     """
-    text = resources.files("tmsplan").joinpath("data", "target.schema.json").read_text("utf-8")
-    return json.loads(text)
+    return json.loads(_schema_text())
+
+
+def _schema_sha256() -> str:
+    return hashlib.sha256(_schema_text().encode("utf-8")).hexdigest()
+
+
+_FAST_MODULE = Path(__file__).with_name("_record_validator.py")
+
+
+def fast_validator_source() -> str:
+    """The source of ``tmsplan.io._record_validator``: the schema compiled by fastjsonschema.
+
+    Regenerate it with :func:`write_fast_validator` after changing
+    ``tmsplan/data/target.schema.json`` (a test says so).
+
+    Returns
+    -------
+    str
+        Python source defining ``validate(record)`` and ``SCHEMA_SHA256``.
+    """
+    import re
+
+    import fastjsonschema
+
+    code = fastjsonschema.compile_to_code(record_schema())
+    entry = re.search(r"^def (\w+)\(data", code, re.MULTILINE)[1]
+    return (
+        '"""target.schema.json compiled by fastjsonschema (generated: do not edit).\n\n'
+        'Regenerate with tmsplan.io.record_checks.write_fast_validator().\n"""\n\n'
+        f"# ruff: noqa\n{code}\n\nvalidate = {entry}\n"
+        f'SCHEMA_SHA256 = "{_schema_sha256()}"\n'
+    )
+
+
+def write_fast_validator() -> Path:
+    """Write :func:`fast_validator_source` into the package (a development step).
+
+    Returns
+    -------
+    pathlib.Path
+        The module written.
+    """
+    _FAST_MODULE.write_text(fast_validator_source(), encoding="utf-8")
+    return _FAST_MODULE
 
 
 def _field_path(path: Any) -> str:
@@ -66,11 +115,34 @@ def _validator() -> Any:
     return Draft202012Validator(record_schema())
 
 
+@lru_cache(maxsize=1)
+def _fast_validator() -> Any:
+    """The compiled schema check, or None when it was compiled from another schema."""
+    try:
+        from tmsplan.io import _record_validator
+    except ImportError:  # fastjsonschema missing: jsonschema alone
+        return None
+    current = _record_validator.SCHEMA_SHA256 == _schema_sha256()
+    return _record_validator.validate if current else None
+
+
 def _check_schema(record: dict, source: str) -> None:
+    fast = _fast_validator()
+    if fast is not None:
+        from fastjsonschema import JsonSchemaException
+
+        try:
+            fast(record)
+        except JsonSchemaException as exc:
+            refused = exc
+        else:
+            return  # a valid record: jsonschema (60 ms to import) is not needed
     from jsonschema.exceptions import best_match
 
     error = best_match(_validator().iter_errors(record))
     if error is None:
+        if fast is not None:  # the two readings of the schema disagree: refuse anyway
+            raise RecordError(f"{source}: {refused}; {_REFUSED}")
         return
     value = repr(error.instance)
     value = value if len(value) <= 60 else value[:57] + "..."
