@@ -275,6 +275,47 @@ def test_a_folder_moved_aside_by_a_killed_force_run_is_restored(tmp_path):
     assert _hidden(tmp_path) == []
 
 
+def test_a_file_set_killed_mid_force_loses_no_file(tmp_path):
+    """SIGKILL between moving a file's previous version aside and placing the new one: the
+    next run puts the previous version back; files already replaced keep their new version."""
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_text(f"old {name}")
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "import tmsplan.io.outputs as out\n"
+        "real = out._commit\n"
+        "def commit(tmp, path, *, overwrite):\n"
+        "    if path.name == 'b.txt':\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)  # b.txt is aside, not yet replaced\n"
+        "    real(tmp, path, overwrite=overwrite)\n"
+        "out._commit = commit\n"
+        "folder = Path(sys.argv[1])\n"
+        "out.write_files([(folder / n, 'new ' + n) for n in ('a.txt', 'b.txt', 'c.txt')],\n"
+        "                overwrite=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True)
+    assert done.returncode == -signal.SIGKILL
+    assert not (tmp_path / "b.txt").exists()  # the kill left it aside, hidden
+    with pytest.warns(TmsplanWarning, match="restored 'b.txt'"):
+        remove_dead_leftovers(tmp_path)
+    assert (tmp_path / "a.txt").read_text() == "new a.txt"
+    assert (tmp_path / "b.txt").read_text() == "old b.txt"
+    assert (tmp_path / "c.txt").read_text() == "old c.txt"
+    assert _hidden(tmp_path) == []
+
+
+def test_a_previous_version_whose_place_was_taken_is_removed(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "a.txt").write_text("new")
+    (tmp_path / f".a.txt.old.{dead.pid}@{_host_tag()}.q1w2e3r4").write_text("old")
+    with pytest.warns(TmsplanWarning, match="removed its unfinished"):
+        remove_dead_leftovers(tmp_path)
+    assert (tmp_path / "a.txt").read_text() == "new"
+    assert _hidden(tmp_path) == []
+
+
 def test_temporary_files_name_their_process(tmp_path, monkeypatch):
     names = []
     real = os.fdopen

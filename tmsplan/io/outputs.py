@@ -64,10 +64,10 @@ def remove_dead_leftovers(folder: str | os.PathLike) -> list[str]:
     """Remove what runs killed half-way left in ``folder``; return one note per item.
 
     Only hidden staging folders, moved-aside folders, probes and temporary files
-    named by a process that no longer runs on this host are touched. A folder an
-    interrupted ``--force`` run had moved aside is put back when its place is
-    still empty. A :class:`~tmsplan.errors.TmsplanWarning` (one line) says what
-    was done.
+    named by a process that no longer runs on this host are touched. A folder or
+    file an interrupted ``--force`` run had moved aside is put back when its place
+    is still empty (and removed when the new version took it). A
+    :class:`~tmsplan.errors.TmsplanWarning` (one line) says what was done.
 
     Parameters
     ----------
@@ -98,6 +98,12 @@ def remove_dead_leftovers(folder: str | os.PathLike) -> list[str]:
                 with contextlib.suppress(OSError):
                     os.replace(previous, place)
                     notes.append(f"restored '{place.name}', which it had moved aside")
+            elif entry.is_file(follow_symlinks=False) and not place.exists():
+                with contextlib.suppress(OSError):
+                    os.replace(path, place)  # the previous version of one file of a set
+                    notes.append(f"restored '{place.name}', which it had moved aside")
+                    pids.add(int(match["pid"]))
+                    continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -230,7 +236,10 @@ def write_files(
     write or a rename fails, the renamed files are put back (with
     ``overwrite``, the previous versions return), and the files and folders
     this call created are removed. A run killed outright leaves only hidden
-    temporary files, which the next run removes (:func:`remove_dead_leftovers`).
+    files: temporary ones, which the next run removes, and previous versions
+    moved aside, which it puts back where no new version took their place
+    (:func:`remove_dead_leftovers`): killed during the renames themselves, the
+    set may be part new and part old, but no file is lost.
     For a whole output folder, see :func:`staged_folder`.
 
     Parameters
@@ -270,8 +279,8 @@ def write_files(
                     aside = None
                     if path.exists():
                         check_writable(path, overwrite=overwrite)
-                        fd, aside = tempfile.mkstemp(
-                            prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent
+                        fd, aside = tempfile.mkstemp(  # a kill now: the next run puts it back
+                            prefix=f".{path.name}.old.{_owner()}.", dir=path.parent
                         )
                         os.close(fd)
                         try:
