@@ -58,7 +58,7 @@ def _run(cmd: list[str], env: dict) -> float:
     return time.perf_counter() - start
 
 
-PLAN_IMPORTS = "import numpy, nibabel, jsonschema"  # what a plan on a cached head needs
+PLAN_IMPORTS = "import numpy, nibabel, fastjsonschema"  # what a plan on a cached head needs
 MINIMAL_IMPORTS = "import numpy, nibabel, scipy.spatial; from skimage.measure import marching_cubes"
 
 
