@@ -289,3 +289,45 @@ def test_threshold_does_not_change_the_map_rebuilt_from_peaks(capsys, tmp_path):
     assert a["threshold"] == b["threshold"] == 4.0  # the cluster-forming threshold
     assert "z=3.1 " in a["generated_from"]["construction"]  # the map: the table's own
     assert "z=2.5 " in b["generated_from"]["construction"]
+
+
+def _bad_t1s(tmp_path):
+    """T1s whose header is fine but whose voxels are not: NaNs, all zeros, a truncated file."""
+    from tmsplan.io.bundled import load_mni_head
+
+    head = load_mni_head(2)
+    data = np.asarray(head.dataobj, dtype=np.float32)
+    with_nan = data.copy()
+    with_nan[40:45, 50:55, 40:45] = np.nan
+    bad = {}
+    for name, values in (("nan", with_nan), ("zero", np.zeros_like(data))):
+        bad[name] = tmp_path / f"{name}_t1.nii.gz"
+        nib.save(nib.Nifti1Image(values, head.affine), bad[name])
+    whole = tmp_path / "whole_t1.nii.gz"
+    nib.save(nib.Nifti1Image(data, head.affine), whole)
+    raw = whole.read_bytes()
+    bad["truncated"] = tmp_path / "truncated_t1.nii.gz"
+    bad["truncated"].write_bytes(raw[: len(raw) // 2])
+    return bad, {"nan": "NaN voxels", "zero": "all zeros", "truncated": "truncated"}
+
+
+@pytest.mark.parametrize("with_transform", [False, True], ids=["target-t1", "mni-to-t1"])
+def test_a_t1_with_bad_voxels_is_refused_whether_or_not_a_step_reads_them_early(
+    capsys, tmp_path, with_transform
+):
+    """The T1's header is checked at once and its voxels when first read: by the transform's
+    fit check, or else by the head (never cached: the check fails first). Either way one line
+    names --t1 and what was wrong, and nothing is written."""
+    bad, patterns = _bad_t1s(tmp_path)
+    matrix = tmp_path / "mni_to_t1.txt"
+    np.savetxt(matrix, np.eye(4))
+    for name, path in bad.items():
+        out = tmp_path / f"out_{name}"
+        where = (
+            ["--mni-to-t1", str(matrix), "--target-mni", "-38", "44", "26"]
+            if with_transform
+            else ["--target-t1", "-38", "44", "26"]
+        )
+        code, _, err = _run(capsys, "plan", "--t1", str(path), *where, "--out", str(out))
+        _assert_one_line_error(code, err, patterns[name], out)
+        assert "--t1" in err, err
