@@ -5,17 +5,37 @@ pyvista/VTK are imported on first use, offscreen through EGL (Mesa, no X server)
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import io
 import os
+import sys
 from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TypeVar
 
 import numpy as np
 
+from tmsplan.io import interrupts
+
 EGL_WINDOW = "vtkEGLRenderWindow"
 T = TypeVar("T")
 R = TypeVar("R")
+
+_VTK_MODULES = tuple(
+    f"vtkmodules.vtk{name}"
+    for name in (
+        "CommonCore CommonDataModel CommonExecutionModel CommonMath CommonMisc CommonSystem "
+        "CommonTransforms CommonColor ParallelCore FiltersCore FiltersGeneral FiltersGeometry "
+        "FiltersModeling FiltersSources FiltersPython IOCore IOImage ImagingCore ImagingMath "
+        "ImagingSources InteractionStyle InteractionWidgets ChartsCore ViewsCore ViewsContext2D "
+        "PythonContext2D RenderingCore RenderingOpenGL2 RenderingContext2D "
+        "RenderingContextOpenGL2 RenderingAnnotation RenderingFreeType RenderingLabel "
+        "RenderingUI RenderingVolume RenderingVolumeOpenGL2 RenderingHyperTreeGrid "
+        "RenderingMatplotlib"
+    ).split()
+)
+"""The VTK extension modules a plan's pictures and report load (pyvista imports them lazily)."""
 
 
 def pyvista(*, offscreen: bool = True) -> ModuleType:
@@ -30,6 +50,15 @@ def pyvista(*, offscreen: bool = True) -> ModuleType:
     """
     if offscreen:
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", EGL_WINDOW)
+    if "pyvista.plotting" not in sys.modules:
+        # A Ctrl-C that lands while a VTK module initialises in C crashes the process
+        # (SIGSEGV, seen in about 1 in 8 interrupts during the pictures): load them all
+        # here, the interrupt held back until they are in place, then raised.
+        with interrupts.deferred():
+            importlib.import_module("pyvista.plotting")
+            for name in _VTK_MODULES:
+                with contextlib.suppress(ImportError):  # a VTK build without it
+                    importlib.import_module(name)
     import pyvista as pv
 
     return pv
