@@ -97,6 +97,13 @@ class Head:
     from_cache: bool = False
     derived: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.skin_voxels is None and self.scalp.skin_level is not None:
+            raise ValueError(
+                "a Head whose scalp has a skin level needs its skin_voxels "
+                "(SkinVoxels.from_image(t1, scalp.skin_level)): the entry checks sample them."
+            )
+
     @property
     def mesh(self):
         """The scalp mesh (``trimesh.Trimesh``, world RAS+ mm of ``frame``)."""

@@ -168,7 +168,7 @@ def check_entry(
     entry: np.ndarray,
     outward_normal: np.ndarray,
     scalp: ScalpSurface,
-    t1: SkinVoxels | nib.spatialimages.SpatialImage,
+    t1: SkinVoxels | nib.spatialimages.SpatialImage | None,
     *,
     brain_img: nib.spatialimages.SpatialImage | None = None,
     name: str = "target",
@@ -184,9 +184,10 @@ def check_entry(
         Outward scalp normal at the entry (unit vector, same frame).
     scalp : ScalpSurface
         The surface the entry was taken from (its mesh and skin level).
-    t1 : SkinVoxels or nibabel image
+    t1 : SkinVoxels, nibabel image or None
         The head image the surface was made from (checked), or its tissue voxels
-        (a cached head's :attr:`~tmsplan.head.cache.Head.skin_voxels`).
+        (a head's :attr:`~tmsplan.head.cache.Head.skin_voxels`); None, like a
+        surface without a skin level, skips the look for tissue beyond the entry.
     brain_img : nibabel image, optional
         Brain mask in the same world frame (the MNI brain mask, or the one
         carried into the T1); without it the scalp-brain distance is not checked.
@@ -207,7 +208,7 @@ def check_entry(
     outward = outward / max(float(np.linalg.norm(outward)), 1e-12)
     warnings: list[str] = []
     skin = t1
-    if not isinstance(t1, SkinVoxels) and scalp.skin_level is not None:
+    if t1 is not None and not isinstance(t1, SkinVoxels) and scalp.skin_level is not None:
         skin = SkinVoxels.from_image(t1, scalp.skin_level)
     if proximity is None:
         proximity = ScalpProximity(scalp, scalp.fov_boundary)
@@ -216,7 +217,9 @@ def check_entry(
 
     def beyond(direction: np.ndarray) -> tuple[float, float]:
         tissue = (
-            _tissue_beyond(skin, entry, direction) if scalp.skin_level is not None else float("inf")
+            _tissue_beyond(skin, entry, direction)
+            if skin is not None and scalp.skin_level is not None
+            else float("inf")
         )
         return tissue, _surface_beyond(proximity, entry, direction)
 

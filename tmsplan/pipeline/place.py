@@ -225,7 +225,7 @@ def place_target(
         placement.entry.xyz[0],
         placement.normal,
         scalp,
-        head.skin_voxels if head.skin_voxels is not None else space.t1_img,
+        head.skin_voxels,  # None only for a surface without a skin level
         brain_img=final.brain_img,
         name=name,
         proximity=head.proximity,
